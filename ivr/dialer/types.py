@@ -1,0 +1,47 @@
+"""The contract between whoever decides to dial (campaign dialer, ``ivr call``) and AMI.
+
+An :class:`Originator` places one call and returns when it has ended, with a final outcome. The
+real one (:mod:`ivr.dialer.ami`) originates through Asterisk's AMI over the PJSIP trunk; tests may
+pass a fake with the same signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Outcome = Literal["answered", "busy", "no_answer", "rejected", "congestion", "failed"]
+OUTCOMES: tuple[str, ...] = ("answered", "busy", "no_answer", "rejected", "congestion", "failed")
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    phone: str  # E.164, already validated with ivr.phone.parse_e164
+    caller_id: str  # E.164 presented on the trunk
+    trunk: str = "carrier"  # PJSIP endpoint name of the trunk
+    campaign_id: str = ""
+    contact_id: int = 0
+    attempt_id: int = 0
+    # Extra channel variables for the survey (order id, voice, segment ...), set on the channel.
+    variables: dict[str, str] = field(default_factory=dict)
+    ring_timeout_s: int = 30
+    prefix: str = ""  # digits prepended to the dialed number (region rule / trunk rewrite)
+
+
+@dataclass(frozen=True)
+class DialResult:
+    outcome: Outcome
+    sip_code: int | None = None  # final SIP response code when known (486, 603, ...)
+    q850_cause: int | None = None  # Q.850 hangup cause (16 normal, 17 busy, 21 rejected, ...)
+    cause_text: str = ""
+    channel: str | None = None
+    uniqueid: str | None = None  # Asterisk uniqueid; = calls.id of the survey call when answered
+    answered_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None  # answered talk time
+
+
+class Originator(Protocol):
+    async def dial(self, request: DialRequest) -> DialResult:
+        """Place the call and return once it has ended (or failed to connect)."""
+        ...
