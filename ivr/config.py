@@ -53,7 +53,8 @@ class TrunkSettings(_Strict):
     # Default caller ID presented on the trunk when the dialer does not choose one.
     caller_id: str = "+8610000000"
     # Digits prepended to the dialed number (some carriers want 0 / 00 / nothing).
-    dial_prefix: str = ""
+    dial_prefix: str = Field("", pattern=r"^[0-9]*$")
+    from_domain: str | None = None
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,56 @@
+"""``ivr agi``: run the FastAGI daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from ivr.cli import settings_from
+
+
+@click.group()
+def agi() -> None:
+    """The FastAGI daemon that Asterisk hands answered calls to.
+
+    \b
+    Examples:
+      ivr agi serve                 listen on agi.host:agi.port from ivr.yaml
+      ivr agi handlers              list the handler names a dialplan can call
+    """
+
+
+@agi.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve FastAGI requests until interrupted (SIGINT/SIGTERM end it cleanly)."""
+    from ivr.agi.fastagi import serve as run
+
+    settings = settings_from(ctx)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        ready = asyncio.Event()
+        server = asyncio.create_task(run(settings, ready))
+        await ready.wait()
+        click.echo(f"FastAGI listening on {settings.agi.host}:{settings.agi.port}", err=True)
+        await server
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        pass
+
+
+@agi.command()
+def handlers() -> None:
+    """List registered AGI handlers."""
+    from ivr.agi.registry import load_handlers
+
+    for name, fn in sorted(load_handlers().items()):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        click.echo(f"{name:12} {doc[0] if doc else ''}")

@@ -1,0 +1,143 @@
+"""The AGI handlers the dialplans call, registered by name.
+
+``survey``  the conversation with an answered customer
+``guard``   refuses a destination the rules forbid (called before dialing, fail closed)
+``hangup``  the h extension: records the final state whatever happened before
+``failed``  the dialplan's failure path when the survey AGI could not run
+``machine`` an answering machine picked up (AMD)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ivr.agi.channel import AGIChannel
+from ivr.agi.registry import CallContext, handler
+from ivr.phone import InvalidNumber, parse_e164
+from ivr.prompts import prompt_file
+from ivr.store import CALL_COMPLETED, CALL_FAILED, CALL_HANGUP, is_dnc
+
+log = logging.getLogger(__name__)
+
+# Channel variables the dialer sets (with "__" so both Local legs inherit them).
+CALL_VARIABLES = {
+    "phone": "IVR_PHONE",
+    "caller_id": "IVR_CALLER_ID",
+    "campaign_id": "IVR_CAMPAIGN",
+    "contact_id": "IVR_CONTACT",
+    "attempt_id": "IVR_ATTEMPT",
+    "order_id": "IVR_ORDER_ID",
+    "voice": "IVR_VOICE",
+    "segment": "IVR_SEGMENT",
+    "script": "IVR_SCRIPT",
+    "language": "IVR_LANGUAGE",
+}
+_INT_FIELDS = {"contact_id", "attempt_id"}
+
+
+async def read_call_variables(agi: AGIChannel) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for field, var in CALL_VARIABLES.items():
+        value = await agi.get_variable(var)
+        if value:
+            out[field] = int(value) if field in _INT_FIELDS and value.isdigit() else value
+    return out
+
+
+# --- walking skeleton survey (replaced by the script engine in ivr.survey) ----------------------
+SKELETON = {
+    "greeting": "您好，这里是{platform}的客户体验团队。",
+    "question": "请问您对最近的购物满意吗？满意请按一，不满意请按二。",
+    "reprompt": "抱歉，没有收到您的按键。满意请按一，不满意请按二。",
+    "thanks": "感谢您的反馈，再见。",
+}
+SKELETON_KEYS = {"1": "satisfied", "2": "unsatisfied"}
+
+
+async def skeleton_survey(call: CallContext) -> None:
+    agi, settings = call.agi, call.settings
+    rec = call.recorder()
+    fields = await read_call_variables(agi)
+    rec.start(channel=agi.channel_name, transport=call.transport, script="walking_skeleton",
+              language=settings.language, **fields)
+    await agi.answer()
+    rec.update(answered_at=rec.get()["started_at"])  # type: ignore[index]
+
+    def say(key: str) -> str:
+        return prompt_file(settings, SKELETON[key].format(platform=settings.platform))
+
+    await agi.stream_file(say("greeting"))
+    digits, tries = "", 0
+    for prompt in ("question", "reprompt"):
+        tries += 1
+        digits, _timed_out = await agi.get_data(say(prompt), timeout_ms=6000, max_digits=1)
+        if digits in SKELETON_KEYS:
+            break
+    intent = SKELETON_KEYS.get(digits)
+    rec.answer("satisfaction", intent=intent, dtmf=digits or None,
+               input_mode="dtmf" if digits else "none", tries=tries,
+               confidence=1.0 if intent else 0.0)
+    if intent:
+        rec.update(satisfied=1 if intent == "satisfied" else 0)
+    await agi.stream_file(say("thanks"))
+    rec.finish(CALL_COMPLETED, outcome="completed" if intent else "partial")
+    await agi.hangup()
+
+
+@handler("survey")
+async def survey(call: CallContext) -> None:
+    await skeleton_survey(call)
+
+
+@handler("guard")
+async def guard(call: CallContext) -> None:
+    """Sets IVR_GUARD=allow only for a valid number that no rule forbids."""
+    digits = call.args[0] if call.args else ""
+    allowed, reason = destination_allowed(call, digits)
+    await call.agi.set_variable("IVR_GUARD_REASON", reason)
+    await call.agi.set_variable("IVR_GUARD", "allow" if allowed else "deny")
+    if not allowed:
+        await call.agi.verbose(f"ivr guard refused {digits}: {reason}")
+
+
+def destination_allowed(call: CallContext, digits: str) -> tuple[bool, str]:
+    try:
+        e164 = parse_e164("+" + digits)
+    except InvalidNumber as exc:
+        return False, str(exc)
+    if is_dnc(call.db, e164):
+        return False, "number is on the do-not-call list"
+    return True, "ok"
+
+
+@handler("hangup")
+async def hangup(call: CallContext) -> None:
+    """The h extension: close the call row with the cause, keeping a final state already set."""
+    cause = call.args[0] if call.args else ""
+    rec = call.recorder()
+    row = rec.get()
+    if row is None:
+        return  # the survey never started (e.g. machine, or failed before the AGI)
+    rec.finish(CALL_HANGUP, hangup_cause=cause or None)
+
+
+@handler("failed")
+async def failed(call: CallContext) -> None:
+    reason = call.args[0] if call.args else "failed"
+    rec = call.recorder()
+    fields = await read_call_variables(call.agi)
+    if rec.get() is None:
+        rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
+    rec.finish(CALL_FAILED, error=reason, outcome="failed")
+
+
+@handler("machine")
+async def machine(call: CallContext) -> None:
+    cause = call.args[0] if call.args else ""
+    rec = call.recorder()
+    fields = await read_call_variables(call.agi)
+    if rec.get() is None:
+        rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
+    rec.finish(CALL_COMPLETED, outcome="machine", error=None,
+               context=json.dumps({"amd_cause": cause}))
