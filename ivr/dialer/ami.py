@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +66,7 @@ class AmiOriginator:
                                ping_delay=10, reconnect_timeout=2)
         self.max_call_s = max_call_s
         self._waiters: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._failed: dict[str, str] = {}  # token -> reason, from UserEvent(IvrCallFailed)
         self._originated: dict[str, asyncio.Future[dict[str, str]]] = {}
 
     @classmethod
@@ -89,6 +91,10 @@ class AmiOriginator:
         self.manager.close()
 
     def _on_user_event(self, manager: Any, message: Any) -> None:
+        if message.get("UserEvent") == "IvrCallFailed":
+            # Answered, but the survey AGI could not run: the attempt failed.
+            self._failed[message.get("Token", "")] = message.get("Reason", "failed")
+            return
         if message.get("UserEvent") != "IvrDialEnd":
             return
         fut = self._waiters.get(message.get("Token", ""))
@@ -159,8 +165,13 @@ class AmiOriginator:
             except TimeoutError:
                 return DialResult("failed", cause_text="no end of call reported by Asterisk",
                                   ended_at=now_iso())
-            return _result(end, origin, answered_at)
+            result = _result(end, origin, answered_at)
+            if token in self._failed:
+                result = replace(result, outcome="failed",
+                                 cause_text=f"answered, but {self._failed[token]}")
+            return result
         finally:
+            self._failed.pop(token, None)
             self._waiters.pop(token, None)
             self._originated.pop(action_id, None)
 

@@ -180,6 +180,19 @@ class Bed:
     def db(self) -> Any:
         return open_db(self.settings.db_path)
 
+    def call_row(self, call_id: str, *, settled: bool = True, timeout: float = 10.0) -> Any:
+        """The calls row, once the hangup handler has run (it may trail the dialer's result)."""
+        deadline = time.monotonic() + timeout
+        db = self.db()
+        while True:
+            rows = list(db["calls"].rows_where("id = ?", [call_id]))
+            row = rows[0] if rows else None
+            done = row is not None and (not settled or (row["ended_at"] and row["state"] !=
+                                                        "in_progress" and row["hangup_cause"]))
+            if done or time.monotonic() > deadline:
+                return row
+            time.sleep(0.1)
+
     def diagnostics(self) -> str:
         """Everything useful when a real-call test fails."""
         parts = ["--- asterisk messages.log (tail) ---", self.asterisk.log_tail(80),

@@ -1,0 +1,31 @@
+"""Shared fixtures. Real-call tests need the telephony bed; in CI its absence is a failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from ivr.asterisk.install import AsteriskRoot
+from ivr.config import AsteriskSettings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally, fail in CI: a missing real component is never a silent pass there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is missing in CI (run ./dev setup)")
+    pytest.skip(f"{what} is missing (run ./dev setup)")
+
+
+@pytest.fixture(scope="session")
+def telephony() -> None:
+    """Asserts Asterisk (forky root), sipp, espeak-ng and sox are installed."""
+    require(AsteriskRoot(AsteriskSettings().root).is_ready(), "Asterisk 22 root (ivr setup)")
+    for tool in ("sipp", "espeak-ng", "sox"):
+        require(shutil.which(tool) is not None, tool)
+    require(shutil.which("ivr-agi") is not None, "ivr-agi entry point (pip install -e .)")
