@@ -31,33 +31,33 @@ class HealthPolicy(_Strict):
 
     # Sliding windows, in minutes, each judged on its own; the worst window decides.
     # A short one catches a number blocked this morning, a long one a slow decline.
-    windows_minutes: list[int] = Field(default=[60, 1440], min_length=1)
+    windows_minutes: list[int] = Field(default_factory=lambda: [60, 1440], min_length=1)
     # Minimum sample sizes: below them a criterion is not judged (one bad call never flags).
-    min_calls: int = Field(20, ge=1)  # counted attempts for answer / rejection rates
-    min_answered: int = Field(10, ge=1)  # answered calls for the short-call rate
-    min_rejections: int = Field(3, ge=1)  # explicit rejections before they can flag
+    min_calls: int = Field(default=20, ge=1)  # counted attempts for answer / rejection rates
+    min_answered: int = Field(default=10, ge=1)  # answered calls for the short-call rate
+    min_rejections: int = Field(default=3, ge=1)  # explicit rejections before they can flag
     # Answer rate below this fraction of the pool's median answer rate is a breach.
-    answer_ratio_min: float = Field(0.5, gt=0, le=1)
+    answer_ratio_min: float = Field(default=0.5, gt=0, le=1)
     # Absolute floor of the answer rate (0 disables it).
-    answer_rate_min: float = Field(0.0, ge=0, le=1)
+    answer_rate_min: float = Field(default=0.0, ge=0, le=1)
     # Answered calls hung up within short_call_s seconds are "short calls".
-    short_call_s: float = Field(5.0, gt=0)
-    short_call_rate_max: float = Field(0.4, gt=0, le=1)
+    short_call_s: float = Field(default=5.0, gt=0)
+    short_call_rate_max: float = Field(default=0.4, gt=0, le=1)
     # Explicit rejections: SIP final responses and Q.850 causes that mean "the network refused".
     reject_sip_codes: list[int] = [603, 607, 608]
     reject_q850_causes: list[int] = [21]
-    rejection_rate_max: float = Field(0.15, gt=0, le=1)
+    rejection_rate_max: float = Field(default=0.15, gt=0, le=1)
     # Outcomes counted as calls for the answer rate; failed / congestion are our trunk's trouble.
     counted_outcomes: list[str] = ["answered", "busy", "no_answer", "rejected"]
     # Score = 100 - penalties; each penalty grows to its weight as its metric reaches the limit.
-    weight_answer: float = Field(50, ge=0)
-    weight_short: float = Field(50, ge=0)
-    weight_rejections: float = Field(60, ge=0)
-    flag_below_score: float = Field(50, ge=0, le=100)
+    weight_answer: float = Field(default=50, ge=0)
+    weight_short: float = Field(default=50, ge=0)
+    weight_rejections: float = Field(default=60, ge=0)
+    flag_below_score: float = Field(default=50, ge=0, le=100)
     # Out-of-rotation period after a flag; re-admission also needs a clean re-check.
-    cooldown_minutes: int = Field(1440, ge=0)
+    cooldown_minutes: int = Field(default=1440, ge=0)
     # How often the dialer's HealthMonitor re-checks during a campaign.
-    check_interval_s: float = Field(60, gt=0)
+    check_interval_s: float = Field(default=60, gt=0)
 
     @field_validator("windows_minutes")
     @classmethod
@@ -80,7 +80,7 @@ class HealthPolicy(_Strict):
 
 class RotationPolicy(_Strict):
     # A callee whose sticky number is at its daily cap waits ("wait") or gets another ("reassign").
-    sticky_over_cap: str = Field("wait", pattern="^(wait|reassign)$")
+    sticky_over_cap: str = Field(default="wait", pattern="^(wait|reassign)$")
 
 
 class NumberConfig(_Strict):
@@ -89,7 +89,7 @@ class NumberConfig(_Strict):
     pool: str = "default"
     region: str = ""  # province for local presence; "" = what phonenumbers geocodes
     city: str = ""
-    daily_cap: int = Field(500, ge=1)
+    daily_cap: int = Field(default=500, ge=1)
     verified: bool = False  # authenticated / registered with the carrier (e.g. STIR or 号码认证)
     retired: bool = False
     note: str = ""
@@ -124,8 +124,8 @@ class PoolConfig(_Strict):
     # Day boundary for daily caps and "used today".
     timezone: str = "Asia/Shanghai"
     default_pool: str = "default"
-    health: HealthPolicy = HealthPolicy()
-    rotation: RotationPolicy = RotationPolicy()
+    health: HealthPolicy = Field(default_factory=HealthPolicy)
+    rotation: RotationPolicy = Field(default_factory=RotationPolicy)
     numbers: list[NumberConfig] = []
     source: str = ""  # file it was loaded from (set by load_pool)
 

@@ -12,7 +12,7 @@ import sqlite3
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlite_utils
@@ -26,7 +26,7 @@ STATES = (ACTIVE, FLAGGED, COOLING_DOWN, RETIRED)
 
 @register_schema
 def callerid_schema(db: sqlite_utils.Database) -> None:
-    db["numbers"].create(
+    db.table("numbers").create(
         {
             "number": str,  # E.164 caller ID
             "pool": str,
@@ -50,24 +50,24 @@ def callerid_schema(db: sqlite_utils.Database) -> None:
         pk="number",
         if_not_exists=True,
     )
-    db["number_events"].create(
+    db.table("number_events").create(
         {"id": int, "number": str, "at": str, "from_state": str, "to_state": str,
          "reason": str, "source": str},
         pk="id",
         if_not_exists=True,
     )
-    db["number_events"].create_index(["number", "at"], if_not_exists=True)
-    db["number_flags"].create(
+    db.table("number_events").create_index(["number", "at"], if_not_exists=True)
+    db.table("number_flags").create(
         {"id": int, "number": str, "source": str, "reason": str, "created_at": str,
          "expires_at": str, "cleared_at": str, "cleared_reason": str},
         pk="id",
         if_not_exists=True,
     )
-    db["number_flags"].create_index(["number", "cleared_at"], if_not_exists=True)
-    db["number_usage"].create(
+    db.table("number_flags").create_index(["number", "cleared_at"], if_not_exists=True)
+    db.table("number_usage").create(
         {"number": str, "day": str, "picks": int}, pk=("number", "day"), if_not_exists=True
     )
-    db["callerid_sticky"].create(
+    db.table("callerid_sticky").create(
         {"callee": str, "pool": str, "caller_id": str, "assigned_at": str, "last_used_at": str},
         pk=("callee", "pool"),
         if_not_exists=True,
@@ -132,8 +132,8 @@ def get_number(db: sqlite_utils.Database, number: str) -> dict[str, Any] | None:
 def all_numbers(db: sqlite_utils.Database, pool_name: str | None = None) -> list[dict[str, Any]]:
     ensure_schema(db)
     if pool_name is None:
-        return list(db["numbers"].rows_where(order_by="pool, number"))
-    return list(db["numbers"].rows_where("pool = ?", [pool_name], order_by="number"))
+        return list(db.table("numbers").rows_where(order_by="pool, number"))
+    return list(db.table("numbers").rows_where("pool = ?", [pool_name], order_by="number"))
 
 
 def set_state(db: sqlite_utils.Database, number: str, to_state: str, reason: str, source: str,
@@ -151,10 +151,11 @@ def set_state(db: sqlite_utils.Database, number: str, to_state: str, reason: str
         update = dict(fields)
         if changed:
             update.update(state=to_state, state_reason=reason, state_changed_at=stamp)
-            db["number_events"].insert({"number": number, "at": stamp, "from_state": row["state"],
-                                        "to_state": to_state, "reason": reason, "source": source})
+            db.table("number_events").insert({
+                "number": number, "at": stamp, "from_state": row["state"], "to_state": to_state,
+                "reason": reason, "source": source})
         if update:
-            db["numbers"].update(number, update)
+            db.table("numbers").update(number, update)
     return changed
 
 
@@ -173,17 +174,17 @@ def sync_pool(db: sqlite_utils.Database, pool: PoolConfig, *,
             row = get_number(db, n.number)
             if row is None:
                 state = RETIRED if n.retired else ACTIVE
-                db["numbers"].insert({"number": n.number, **fields, "state": state,
+                db.table("numbers").insert({"number": n.number, **fields, "state": state,
                                       "state_reason": "added from numbers.yaml",
                                       "state_changed_at": stamp, "created_at": stamp,
                                       "health_since": stamp})
-                db["number_events"].insert({"number": n.number, "at": stamp, "from_state": None,
-                                            "to_state": state, "reason": "added from numbers.yaml",
-                                            "source": "config"})
+                db.table("number_events").insert({
+                    "number": n.number, "at": stamp, "from_state": None, "to_state": state,
+                    "reason": "added from numbers.yaml", "source": "config"})
                 changes.append(f"{n.number}: added ({state})")
                 continue
             if any(row.get(k) != v for k, v in fields.items()):
-                db["numbers"].update(n.number, fields)
+                db.table("numbers").update(n.number, fields)
             if n.retired and row["state"] != RETIRED:
                 set_state(db, n.number, RETIRED, "retired in numbers.yaml", "config", now=moment)
                 changes.append(f"{n.number}: retired")
@@ -194,7 +195,7 @@ def sync_pool(db: sqlite_utils.Database, pool: PoolConfig, *,
                 changes.append(f"{n.number}: re-enabled")
         for row in all_numbers(db):
             if row["number"] not in configured and row["in_config"]:
-                db["numbers"].update(row["number"], {"in_config": 0})
+                db.table("numbers").update(row["number"], {"in_config": 0})
                 set_state(db, row["number"], RETIRED, "removed from numbers.yaml", "config",
                           now=moment)
                 changes.append(f"{row['number']}: removed from config, retired")
@@ -212,11 +213,12 @@ def add_flag(db: sqlite_utils.Database, number: str, reason: str, source: str, *
     ensure_schema(db)
     moment = utc(now)
     with transaction(db):
-        flag_id = db["number_flags"].insert({
+        flag_id = db.table("number_flags").insert({
             "number": number, "source": source, "reason": reason, "created_at": iso(moment),
             "expires_at": iso(expires_at) if expires_at else None,
         }).last_pk
         flag_out(db, number, f"{source} flag: {reason}", source, now=moment)
+    assert flag_id is not None
     return int(flag_id)
 
 
@@ -237,7 +239,7 @@ def flag_out(db: sqlite_utils.Database, number: str, reason: str, source: str, *
 
 def clear_flags(db: sqlite_utils.Database, number: str, reason: str, *,
                 now: datetime | None = None, source: str | None = None) -> int:
-    """Clear the active flags of ``number`` (only those of ``source`` if given); returns how many."""
+    """Clear the active flags of ``number`` (only ``source``'s if given); returns how many."""
     ensure_schema(db)
     where = "number = ? and cleared_at is null"
     args: list[Any] = [number]
@@ -245,8 +247,9 @@ def clear_flags(db: sqlite_utils.Database, number: str, reason: str, *,
         where += " and source = ?"
         args.append(source)
     with transaction(db):
-        cur = db.execute(f"update number_flags set cleared_at = ?, cleared_reason = ? where {where}",
-                         [iso(utc(now)), reason, *args])
+        cur = db.execute(
+            f"update number_flags set cleared_at = ?, cleared_reason = ? where {where}",
+            [iso(utc(now)), reason, *args])
     return int(cur.rowcount)
 
 
@@ -259,19 +262,49 @@ def active_flags(db: sqlite_utils.Database, number: str | None = None, *,
     if number is not None:
         where += " and number = ?"
         args.append(number)
-    return list(db["number_flags"].rows_where(where, args, order_by="id"))
+    return list(db.table("number_flags").rows_where(where, args, order_by="id"))
 
 
 def events(db: sqlite_utils.Database, number: str | None = None,
            limit: int = 50) -> list[dict[str, Any]]:
     ensure_schema(db)
     if number is None:
-        return list(db["number_events"].rows_where(order_by="id desc", limit=limit))
-    return list(db["number_events"].rows_where("number = ?", [number], order_by="id desc",
+        return list(db.table("number_events").rows_where(order_by="id desc", limit=limit))
+    return list(db.table("number_events").rows_where("number = ?", [number], order_by="id desc",
                                                limit=limit))
 
 
 def save_metrics(db: sqlite_utils.Database, number: str, score: float, metrics: dict[str, Any],
                  *, now: datetime) -> None:
-    db["numbers"].update(number, {"score": score, "last_check_at": iso(now),
+    db.table("numbers").update(number, {"score": score, "last_check_at": iso(now),
                                   "metrics": json.dumps(metrics, ensure_ascii=False)})
+
+
+# --- daily usage ---------------------------------------------------------------------------------
+
+def local_day(now: datetime, tz: tzinfo) -> tuple[str, datetime]:
+    """The pool's calendar day (e.g. '2025-03-01' in Asia/Shanghai) and its start in UTC."""
+    local = utc(now).astimezone(tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.date().isoformat(), utc(start)
+
+
+def used_today(db: sqlite_utils.Database, number: str, tz: tzinfo, now: datetime) -> int:
+    """Calls charged to today's cap: picks made through rotation, or attempts the store saw with
+    this caller ID (calls placed by hand), whichever is higher."""
+    day, start = local_day(now, tz)
+    row = db.execute("select picks from number_usage where number = ? and day = ?",
+                     [number, day]).fetchone()
+    picks = int(row[0]) if row else 0
+    dialed = db.execute("select count(*) from attempts where caller_id = ? and started_at >= ?",
+                        [number, iso(start)]).fetchone()[0]
+    return max(picks, int(dialed))
+
+
+def charge(db: sqlite_utils.Database, number: str, tz: tzinfo, now: datetime) -> None:
+    day, _ = local_day(now, tz)
+    db.execute(
+        "insert into number_usage (number, day, picks) values (?, ?, 1) "
+        "on conflict(number, day) do update set picks = picks + 1",
+        [number, day],
+    )
