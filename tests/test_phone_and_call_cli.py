@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ivr.cli import root
+from ivr.phone import InvalidNumber, number_info, parse_e164
+
+
+@pytest.mark.parametrize("bad", ["+86 139-abc", "100&PJSIP/999", "", "13912345678", "+861",
+                                 "+8613912345678,1", "+86139123456789999"])
+def test_bad_numbers_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidNumber):
+        parse_e164(bad)
+
+
+def test_number_info_from_phonenumbers() -> None:
+    info = number_info("+8613999123456")
+    assert (info.country, info.region, info.carrier) == ("CN", "Xinjiang", "China Mobile")
+    assert info.timezones == ("Asia/Shanghai",) and info.is_mobile
+
+
+@pytest.mark.parametrize("bad", ["+86 139-abc", "100&PJSIP/999", ""])
+def test_ivr_call_refuses_before_ami(tmp_path: Path, bad: str) -> None:
+    # An AMI port that records any connection: nothing may reach it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        cfg = tmp_path / "ivr.yaml"
+        cfg.write_text(yaml.safe_dump({"home": str(tmp_path),
+                                       "ami": {"port": listener.getsockname()[1]}}))
+        res = CliRunner().invoke(root, ["--config", str(cfg), "call", bad])
+        assert res.exit_code == 2
+        assert "invalid phone number" in res.output or "empty phone number" in res.output
+        with pytest.raises(TimeoutError):
+            listener.accept()
