@@ -1,0 +1,489 @@
+"""AudioSocket server: play a prompt to a call and listen to the caller at the same time.
+
+Asterisk's ``AudioSocket(uuid,host:port)`` (app_audiosocket) connects to this server, sends the
+uuid, then streams the caller's audio and plays whatever audio we send back. Protocol (checked
+against Asterisk 22's res_audiosocket.c): every message is 1 byte kind + 2 bytes big-endian payload
+length + payload. Kinds: 0x00 hangup, 0x01 uuid (16 raw bytes), 0x03 DTMF (1 ASCII byte, sent since
+Asterisk 22.4), 0x10 slin 8 kHz mono s16le (320 bytes = 20 ms), 0xff error. Asterisk accepts only
+audio and hangup from the server (anything else hangs the channel up), writes our audio to the
+channel as soon as it arrives (so we pace it at 20 ms per frame), needs header and payload in one
+write (it polls only 5 ms for the payload), and returns from AudioSocket() without hanging up when
+we send 0x00 or close the socket, so the AGI script carries on.
+
+Use from an (async) AGI handler::
+
+    fut = server.register(call_uuid, Turn(prompt=pcm, listener=recognizer, barge_in=True))
+    await agi.exec("AudioSocket", server.app_args(call_uuid))
+    outcome = await fut          # TurnOutcome(event="end", result=..., timings=...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ivr.speech import audio
+
+log = logging.getLogger(__name__)
+
+KIND_HANGUP = 0x00
+KIND_UUID = 0x01
+KIND_DTMF = 0x03
+KIND_AUDIO = 0x10
+KIND_ERROR = 0xFF
+
+# Events a listener's feed() may return.
+SPEECH_START, END, NO_INPUT = "speech_start", "end", "no_input"
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """What the server feeds caller audio into (ivr.speech.recognizer.TurnRecognizer has it).
+
+    ``feed`` gets 8 kHz s16le PCM (normally 20 ms) and returns "speech_start", "end", "no_input"
+    or None. Optional: ``prompt_ended()`` is called when the prompt stops, so a no-input timer can
+    start then; "no_input" returned while the prompt still plays is ignored.
+    """
+
+    def feed(self, pcm: bytes) -> str | None: ...
+
+    def result(self) -> Any: ...
+
+
+def encode(kind: int, payload: bytes = b"") -> bytes:
+    """One AudioSocket message (header and payload together: Asterisk wants one write)."""
+    return struct.pack(">BH", kind, len(payload)) + payload
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
+    """Next (kind, payload), or None when the peer closed the socket."""
+    try:
+        header = await reader.readexactly(3)
+        kind, length = struct.unpack(">BH", header)
+        payload = await reader.readexactly(length) if length else b""
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    return kind, payload
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+@dataclass
+class Turn:
+    """One prompt-and-answer exchange. ``listener=None`` makes a play-only turn (a statement)."""
+
+    prompt: bytes = b""  # 8 kHz s16le PCM (TtsEngine.pcm(path))
+    listener: Listener | None = None
+    barge_in: bool = True  # caller speech (or DTMF) during the prompt stops the prompt
+    accept_dtmf: bool = True  # a DTMF digit ends the turn
+    max_listen_ms: int = 20_000  # safety net after the prompt if the listener never decides
+    connect_timeout_ms: int = 10_000  # AudioSocket() must connect within this after register()
+    name: str = ""
+
+
+@dataclass
+class TurnTimings:
+    """Monotonic milliseconds (time.monotonic() * 1000); None when it did not happen."""
+
+    registered: float | None = None
+    connected: float | None = None
+    prompt_started: float | None = None
+    prompt_stopped: float | None = None
+    speech_start: float | None = None
+    speech_end: float | None = None
+    closed: float | None = None
+
+    @property
+    def barge_in_stop_ms(self) -> float | None:
+        """From detected caller speech to the last prompt frame sent."""
+        if self.speech_start is None or self.prompt_stopped is None:
+            return None
+        return max(0.0, self.prompt_stopped - self.speech_start)
+
+    @property
+    def end_to_close_ms(self) -> float | None:
+        if self.speech_end is None or self.closed is None:
+            return None
+        return self.closed - self.speech_end
+
+
+@dataclass
+class TurnOutcome:
+    uuid: str
+    # end | no_input | dtmf | played | hangup | timeout | error | no_connect
+    event: str
+    result: Any = None  # listener.result() (the recognizer's hypothesis)
+    dtmf: str | None = None
+    barged_in: bool = False
+    prompt_frames_sent: int = 0
+    prompt_frames_total: int = 0
+    caller_frames: int = 0
+    error: str | None = None
+    timings: TurnTimings = field(default_factory=TurnTimings)
+
+
+def normalize_uuid(value: str | uuidlib.UUID) -> str:
+    return str(value if isinstance(value, uuidlib.UUID) else uuidlib.UUID(str(value)))
+
+
+@dataclass
+class _Pending:
+    turn: Turn
+    future: asyncio.Future[TurnOutcome]
+    timings: TurnTimings
+    timer: asyncio.TimerHandle | None = None
+
+
+class AudioSocketServer:
+    """An asyncio AudioSocket server for many concurrent calls; one registered turn per uuid."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lead_frames: int = 2,
+                 frame_ms: int = audio.FRAME_MS) -> None:
+        self.host = host
+        self._port = port
+        self.lead_frames = lead_frames  # frames sent ahead of real time (absorbs loop jitter)
+        self.frame_ms = frame_ms
+        self._server: asyncio.base_events.Server | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def app_args(self, call_uuid: str | uuidlib.UUID) -> str:
+        """Arguments for the dialplan app: ``AudioSocket(<this>)``."""
+        return f"{normalize_uuid(call_uuid)},{self.host}:{self.port}"
+
+    async def start(self) -> AudioSocketServer:
+        self._server = await asyncio.start_server(self._on_connect, self.host, self._port)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._sessions):
+            task.cancel()
+        for task in list(self._sessions):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for key in list(self._pending):
+            self.cancel(key)
+
+    async def __aenter__(self) -> AudioSocketServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def register(self, call_uuid: str | uuidlib.UUID, turn: Turn) -> asyncio.Future[TurnOutcome]:
+        """Announce the turn for ``call_uuid`` before executing AudioSocket(); call on the loop.
+
+        The future resolves with a :class:`TurnOutcome` (event "no_connect" if Asterisk never
+        connects within ``turn.connect_timeout_ms``).
+        """
+        key = normalize_uuid(call_uuid)
+        if key in self._pending:
+            raise ValueError(f"a turn is already registered for {key}")
+        loop = asyncio.get_running_loop()
+        pending = _Pending(turn, loop.create_future(), TurnTimings(registered=now_ms()))
+        pending.timer = loop.call_later(turn.connect_timeout_ms / 1000, self._expire, key)
+        self._pending[key] = pending
+        return pending.future
+
+    def cancel(self, call_uuid: str | uuidlib.UUID) -> None:
+        """Drop a registered turn that will not connect (e.g. the AudioSocket app failed)."""
+        key = normalize_uuid(call_uuid)
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        if pending.timer:
+            pending.timer.cancel()
+        if not pending.future.done():
+            pending.timings.closed = now_ms()
+            pending.future.set_result(TurnOutcome(key, "no_connect", timings=pending.timings,
+                                                  error="cancelled before AudioSocket connected"))
+
+    def _expire(self, key: str) -> None:
+        pending = self._pending.pop(key, None)
+        if pending and not pending.future.done():
+            pending.timings.closed = now_ms()
+            pending.future.set_result(TurnOutcome(key, "no_connect", timings=pending.timings,
+                                                  error="AudioSocket did not connect in time"))
+
+    async def _on_connect(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await self._serve(reader, writer)
+        except Exception:  # a broken connection must never take the server down
+            log.exception("audiosocket session failed")
+        finally:
+            self._sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(read_message(reader), 5.0)
+        except TimeoutError:
+            first = None
+        if first is None or first[0] != KIND_UUID or len(first[1]) != 16:
+            log.warning("audiosocket: connection did not start with a uuid message: %r", first)
+            return
+        key = str(uuidlib.UUID(bytes=first[1]))
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            log.warning("audiosocket: no turn registered for %s; closing", key)
+            with contextlib.suppress(ConnectionError):
+                writer.write(encode(KIND_HANGUP))
+            return
+        if pending.timer:
+            pending.timer.cancel()
+        pending.timings.connected = now_ms()
+        session = _Session(key, pending, reader, writer, self.lead_frames, self.frame_ms)
+        await session.run()
+
+
+class _Session:
+    """One connected turn: a paced prompt player and a reader feeding the listener."""
+
+    def __init__(self, key: str, pending: _Pending, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, lead_frames: int, frame_ms: int) -> None:
+        self.key = key
+        self.turn = pending.turn
+        self.future = pending.future
+        self.t = pending.timings
+        self.reader = reader
+        self.writer = writer
+        self.lead = lead_frames
+        self.frame_s = frame_ms / 1000
+        self.frames = list(audio.frames(self.turn.prompt)) if self.turn.prompt else []
+        self.sent = 0
+        self.caller_frames = 0
+        self.playing = bool(self.frames)
+        self.barged = False
+        self.outcome: TurnOutcome | None = None
+        self.listen_deadline: float | None = None
+        self.player: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        if self.frames:
+            self.player = asyncio.create_task(self._play())
+        else:
+            self._prompt_done()
+        read: asyncio.Task[tuple[int, bytes] | None] | None = None
+        try:
+            while self.outcome is None:
+                if read is None:
+                    read = asyncio.create_task(read_message(self.reader))
+                woken = asyncio.create_task(self.wake.wait())
+                timeout = None
+                if self.listen_deadline is not None:
+                    timeout = max(0.0, self.listen_deadline - time.monotonic())
+                done, _ = await asyncio.wait({read, woken}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                self.wake.clear()
+                if read in done:
+                    msg, read = read.result(), None
+                    if self.outcome is None:
+                        self._on_message(msg)
+                elif not done and self.outcome is None:
+                    self._finish("timeout")
+        finally:
+            for task in (self.player, read):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if self.outcome is None:
+                self._finish("hangup")
+            assert self.outcome is not None
+            if self.outcome.event != "hangup":
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    self.writer.write(encode(KIND_HANGUP))
+                    await self.writer.drain()
+
+    async def _play(self) -> None:
+        self.t.prompt_started = now_ms()
+        start = time.monotonic()
+        try:
+            for i, frame in enumerate(self.frames):
+                if not self.playing:
+                    return
+                delay = start + (i - self.lead) * self.frame_s - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    if not self.playing:
+                        return
+                self.writer.write(encode(KIND_AUDIO, frame))
+                self.sent += 1
+                await self.writer.drain()
+        except ConnectionError:
+            return
+        # let the frames sent ahead of time finish playing before the turn moves on
+        remaining = start + len(self.frames) * self.frame_s - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if self.playing:
+            self._prompt_done()
+
+    def _stop_prompt(self) -> None:
+        if self.playing:
+            self.playing = False
+            self.t.prompt_stopped = now_ms()
+
+    def _prompt_done(self) -> None:
+        self._stop_prompt()
+        listener = self.turn.listener
+        if listener is None:
+            self._finish("played")
+            self._wake_reader()
+            return
+        hook = getattr(listener, "prompt_ended", None)
+        if callable(hook):
+            try:
+                hook()
+            except Exception as exc:  # the listener's bug must not crash the call
+                self._finish("error", error=f"listener.prompt_ended: {exc!r}")
+                self._wake_reader()
+                return
+        self.listen_deadline = time.monotonic() + self.turn.max_listen_ms / 1000
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        """The reader re-checks its state (finished, new listening deadline)."""
+        self.wake.set()
+
+    def _on_message(self, msg: tuple[int, bytes] | None) -> None:
+        if msg is None or msg[0] == KIND_HANGUP:
+            self._finish("hangup")
+            return
+        kind, payload = msg
+        if kind == KIND_ERROR:
+            self._finish("error", error=f"asterisk error 0x{payload.hex() or '00'}")
+        elif kind == KIND_DTMF:
+            digit = payload[:1].decode("ascii", "replace")
+            if self.turn.accept_dtmf and (not self.playing or self.turn.barge_in):
+                self._stop_prompt()
+                self._finish("dtmf", dtmf=digit)
+        elif kind == KIND_AUDIO:
+            self.caller_frames += 1
+            self._on_audio(payload)
+        else:
+            log.debug("audiosocket %s: ignoring message kind 0x%02x", self.key, kind)
+
+    def _on_audio(self, pcm: bytes) -> None:
+        listener = self.turn.listener
+        if listener is None or (self.playing and not self.turn.barge_in):
+            return  # play-only, or no barge-in: the caller is not heard during the prompt
+        try:
+            event = listener.feed(pcm)
+        except Exception as exc:
+            self._finish("error", error=f"listener.feed: {exc!r}")
+            return
+        if event == SPEECH_START:
+            if self.t.speech_start is None:
+                self.t.speech_start = now_ms()
+            if self.playing:
+                self.barged = True
+                self._stop_prompt()
+                if self.player is not None:
+                    self.player.cancel()
+                # listening has begun: the no-input/timeout clock starts now
+                self.listen_deadline = time.monotonic() + self.turn.max_listen_ms / 1000
+        elif event == END:
+            self.t.speech_end = now_ms()
+            self._stop_prompt()
+            self._finish("end")
+        elif event == NO_INPUT and not self.playing:
+            self._finish("no_input")
+
+    def _finish(self, event: str, dtmf: str | None = None, error: str | None = None) -> None:
+        if self.outcome is not None:
+            return
+        self._stop_prompt()
+        self.t.closed = now_ms()
+        result = None
+        if self.turn.listener is not None:
+            try:
+                result = self.turn.listener.result()
+            except Exception as exc:
+                error = error or f"listener.result: {exc!r}"
+        self.outcome = TurnOutcome(
+            uuid=self.key, event=event, result=result, dtmf=dtmf, barged_in=self.barged,
+            prompt_frames_sent=self.sent, prompt_frames_total=len(self.frames),
+            caller_frames=self.caller_frames, error=error, timings=self.t)
+        if not self.future.done():
+            self.future.set_result(self.outcome)
+        self.wake.set()
+
+
+class EnergyListener:
+    """A model-free listener: speech is frames louder than ``threshold`` RMS.
+
+    speech_start after ``start_frames`` loud frames in a row; end after ``end_silence_ms`` of quiet
+    following speech; no_input when nobody spoke ``no_input_ms`` after the prompt ended. Useful
+    for tests, recording-only questions and as a reference for TurnRecognizer.
+    """
+
+    def __init__(self, threshold: float = 500.0, start_frames: int = 3,
+                 end_silence_ms: int = 800, no_input_ms: int = 5000) -> None:
+        self.threshold = threshold
+        self.start_frames = start_frames
+        self.end_silence_ms = end_silence_ms
+        self.no_input_ms = no_input_ms
+        self._loud = 0
+        self._quiet_ms = 0.0
+        self._waited_ms = 0.0
+        self._speaking = False
+        self._heard_ms = 0.0
+        self._listening = False
+        self.done: str | None = None
+
+    def prompt_ended(self) -> None:
+        self._listening = True
+        self._waited_ms = 0.0
+
+    def feed(self, pcm: bytes) -> str | None:
+        if self.done:
+            return None
+        ms = audio.seconds(pcm) * 1000
+        loud = audio.rms(pcm) >= self.threshold
+        if not self._speaking:
+            self._loud = self._loud + 1 if loud else 0
+            if self._loud >= self.start_frames:
+                self._speaking = True
+                self._quiet_ms = 0.0
+                return SPEECH_START
+            if self._listening:
+                self._waited_ms += ms
+                if self._waited_ms >= self.no_input_ms:
+                    self.done = NO_INPUT
+                    return NO_INPUT
+            return None
+        self._heard_ms += ms
+        self._quiet_ms = 0.0 if loud else self._quiet_ms + ms
+        if self._quiet_ms >= self.end_silence_ms:
+            self.done = END
+            return END
+        return None
+
+    def result(self) -> dict[str, Any]:
+        return {"speech": self._speaking, "speech_ms": round(self._heard_ms), "event": self.done}
