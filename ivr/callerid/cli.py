@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -16,15 +17,19 @@ from ivr.callerid.flags import ImportResult, import_csv
 from ivr.callerid.health import CheckReport, check_pool
 from ivr.callerid.state import (
     ACTIVE,
+    COOLING_DOWN,
     FLAGGED,
+    RETIRED,
     active_flags,
     add_flag,
     clear_flags,
     ensure_schema,
     events,
     get_number,
+    iso,
     parse_iso,
     set_state,
+    sync_pool,
     utc,
 )
 from ivr.callerid.yamlfile import YamlConfigError
@@ -54,6 +59,16 @@ def _pool(ctx: click.Context) -> PoolConfig:
 def _db(ctx: click.Context) -> sqlite_utils.Database:
     db = open_db(settings_from(ctx).db_path)
     ensure_schema(db)
+    return db
+
+
+def _synced_db(ctx: click.Context) -> sqlite_utils.Database:
+    """The database with numbers.yaml applied; a broken pool file does not stop a manual flag."""
+    db = _db(ctx)
+    try:
+        sync_pool(db, _pool(ctx))
+    except ConfigProblem as exc:
+        click.echo(f"warning: pool file not applied: {exc.message}", err=True)
     return db
 
 
@@ -145,7 +160,7 @@ def flag(ctx: click.Context, number: str, reason: str, expires: str | None) -> N
         until = parse_iso(expires)
         if until is None:
             raise click.BadParameter(f"not an ISO 8601 time: {expires}", param_hint="--expires")
-    db = _db(ctx)
+    db = _synced_db(ctx)
     add_flag(db, num, reason.strip(), "manual", expires_at=until)
     row = get_number(db, num)
     where = f"state {row['state']}" if row else "not in the pool yet; the flag is kept"
@@ -161,14 +176,19 @@ def flag(ctx: click.Context, number: str, reason: str, expires: str | None) -> N
 def unflag(ctx: click.Context, number: str, reason: str, skip_cooldown: bool) -> None:
     """Lift every active flag of NUMBER; it re-enters rotation after cool-down and a clean check."""
     num = _number(number)
-    db = _db(ctx)
+    db = _synced_db(ctx)
     n = clear_flags(db, num, reason.strip())
     row = get_number(db, num)
-    if skip_cooldown and row is not None and row["state"] != "retired":
-        set_state(db, num, ACTIVE, f"unflagged, cool-down skipped: {reason}", "manual",
-                  now=utc(None))
-    elif row is not None and row["state"] == FLAGGED:
-        check_pool(db, _pool(ctx), source="unflag")
+    now = utc(None)
+    if row is not None and row["state"] != RETIRED and not active_flags(db, num, now=now):
+        if skip_cooldown:
+            set_state(db, num, ACTIVE, f"unflagged, cool-down skipped: {reason}", "manual",
+                      now=now)
+        elif row["state"] == FLAGGED:
+            # health is re-checked before re-admission (cooling_down -> active needs a clean check)
+            until = now + timedelta(minutes=_pool(ctx).health.cooldown_minutes)
+            set_state(db, num, COOLING_DOWN, f"unflagged: {reason}; cool-down started", "manual",
+                      now=now, cooldown_until=iso(until))
     row = get_number(db, num)
     click.echo(f"cleared {n} flag(s) of {num}; state {row['state'] if row else 'not in pool'}")
 

@@ -2,9 +2,11 @@
 
 Each number is judged over every configured sliding window; a criterion is judged only once its
 minimum sample is reached, so one bad call never flags a number. The score is 100 minus penalties:
-each penalty grows linearly to its weight as its metric reaches the configured limit, so a number
-at exactly one limit scores ``100 - weight``; a number beyond any limit (a "breach") or below
-``flag_below_score`` or with an active flag is unhealthy.
+each penalty grows linearly with its metric, reaching its weight exactly at the configured limit
+and growing on beyond it (the score floors at 0), so with the default weights (50+) and
+``flag_below_score`` 50 a breach of any single limit also scores below 50, and two metrics that are
+each close to their limits add up. A number beyond any limit (a "breach"), below
+``flag_below_score`` or with an active flag (score 0) is unhealthy.
 """
 
 from __future__ import annotations
@@ -165,25 +167,26 @@ def judge(st: WindowStats, policy: HealthPolicy) -> None:
         if st.pool_median:
             ratio = st.answer_rate / st.pool_median
             span = 1 - policy.answer_ratio_min
-            part = (1.0 if ratio < 1 else 0.0) if span <= 0 else _clamp((1 - ratio) / span)
+            part = (2.0 if ratio < 1 else 0.0) if span <= 0 else _grow((1 - ratio) / span)
             st.penalties["answer_rate"] = policy.weight_answer * part
             if ratio < policy.answer_ratio_min:
                 st.breaches.append(
                     f"answer rate {st.answer_rate:.0%} < {policy.answer_ratio_min:.0%} of pool "
                     f"median {st.pool_median:.0%} ({st.calls} calls, {label})")
         if policy.answer_rate_min and st.answer_rate < policy.answer_rate_min:
-            st.penalties["answer_rate"] = policy.weight_answer
+            st.penalties["answer_rate"] = max(st.penalties.get("answer_rate", 0.0),
+                                              policy.weight_answer * 1.5)
             st.breaches.append(f"answer rate {st.answer_rate:.0%} < floor "
                                f"{policy.answer_rate_min:.0%} ({st.calls} calls, {label})")
     if st.answered >= policy.min_answered and st.short_rate is not None:
-        st.penalties["short_calls"] = policy.weight_short * _clamp(
+        st.penalties["short_calls"] = policy.weight_short * _grow(
             st.short_rate / policy.short_call_rate_max)
         if st.short_rate > policy.short_call_rate_max:
             st.breaches.append(
                 f"short-call rate {st.short_rate:.0%} > {policy.short_call_rate_max:.0%} "
                 f"(hung up within {policy.short_call_s:g}s; {st.answered} answered, {label})")
     if st.rejections >= policy.min_rejections and st.rejection_rate is not None:
-        st.penalties["rejections"] = policy.weight_rejections * _clamp(
+        st.penalties["rejections"] = policy.weight_rejections * _grow(
             st.rejection_rate / policy.rejection_rate_max)
         if st.rejection_rate > policy.rejection_rate_max:
             st.breaches.append(
@@ -194,8 +197,9 @@ def judge(st: WindowStats, policy: HealthPolicy) -> None:
     st.score = round(max(0.0, 100.0 - sum(st.penalties.values())), 1)
 
 
-def _clamp(x: float) -> float:
-    return max(0.0, min(1.0, x))
+def _grow(x: float) -> float:
+    """Penalty fraction: 0 when healthy, 1 at the limit, up to 2 far beyond it."""
+    return max(0.0, min(2.0, x))
 
 
 def _window_label(minutes: int) -> str:

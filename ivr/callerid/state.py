@@ -176,8 +176,7 @@ def sync_pool(db: sqlite_utils.Database, pool: PoolConfig, *,
                 state = RETIRED if n.retired else ACTIVE
                 db.table("numbers").insert({"number": n.number, **fields, "state": state,
                                       "state_reason": "added from numbers.yaml",
-                                      "state_changed_at": stamp, "created_at": stamp,
-                                      "health_since": stamp})
+                                      "state_changed_at": stamp, "created_at": stamp})
                 db.table("number_events").insert({
                     "number": n.number, "at": stamp, "from_state": None, "to_state": state,
                     "reason": "added from numbers.yaml", "source": "config"})
