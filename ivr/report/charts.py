@@ -1,0 +1,71 @@
+"""Inline SVG charts (pygal) for the HTML report: no scripts or fonts fetched from the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygal
+from pygal.style import Style
+
+from ivr.report.model import Report
+
+FONT = "'WenQuanYi Micro Hei', 'Noto Sans CJK SC', 'DejaVu Sans', sans-serif"
+_STYLE = Style(
+    background="white", plot_background="white", foreground="#333", foreground_strong="#111",
+    foreground_subtle="#ccc", colors=("#3b6fb6", "#d9534f", "#5cb85c", "#f0ad4e"),
+    font_family=FONT, label_font_family=FONT, title_font_family=FONT, value_font_family=FONT,
+    legend_font_family=FONT, tooltip_font_family=FONT, major_label_font_family=FONT,
+    value_font_size=13, label_font_size=13, major_label_font_size=13, title_font_size=16,
+)
+_COMMON: dict[str, Any] = {
+    "style": _STYLE, "js": [],  # the default js list loads tooltips from the internet
+    "disable_xml_declaration": True, "show_legend": False, "print_values": True,
+    "width": 760, "height": 340, "margin": 12,
+}
+
+
+def _render(chart: Any) -> str:
+    return str(chart.render(is_unicode=True, disable_xml_declaration=True))
+
+
+def funnel_svg(report: Report) -> str:
+    f = report.funnel
+    stages = [("Dialed", f.dialed), ("Answered", f.answered), ("Completed", f.completed),
+              ("Unsatisfied", f.unsatisfied), ("Remedy accepted", f.remedy_accepted),
+              ("Recovered", f.recovered)]
+    chart = pygal.HorizontalBar(title=f"Funnel (contacts: {f.contacts})", **_COMMON)
+    chart.x_labels = [name for name, _ in reversed(stages)]
+    chart.add("contacts", [n for _, n in reversed(stages)])
+    return _render(chart)
+
+
+def hour_svg(report: Report) -> str:
+    rows = [g for g in report.breakdowns["hour"] if g.key.isdigit()]
+    chart = pygal.Bar(title="Answer rate by callee local hour (%)", range=(0, 100),
+                      value_formatter=lambda v: f"{v:.0f}%", **_COMMON)
+    chart.x_labels = [f"{int(g.key):02d}h" for g in rows]
+    values = []
+    for g in rows:
+        rate = g.funnel.answer_rate.value
+        label = f"{g.funnel.answered}/{g.funnel.dialed}"
+        values.append({"value": None if rate is None else float(rate) * 100, "label": label})
+    chart.add("answer rate", values)
+    return _render(chart)
+
+
+def ranking_svg(report: Report, kind: str = "merchant", top: int = 15) -> str:
+    rows = [r for r in (report.merchants if kind == "merchant" else report.hosts)
+            if r.complaint_rate.value is not None][:top]
+    threshold = float(report.rectify_threshold) * 100
+    chart = pygal.HorizontalBar(
+        title=f"{kind.capitalize()} complaint rate (%) - red: rectify "
+              f"(> {threshold:g}%, >= {report.min_count} rated)",
+        range=(0, 100), value_formatter=lambda v: f"{v:.0f}%",
+        **{**_COMMON, "height": max(200, 60 + 34 * len(rows))})
+    chart.x_labels = [r.name for r in reversed(rows)]
+    chart.add("complaint rate", [
+        {"value": float(r.complaint_rate.value or 0) * 100,
+         "color": "#d9534f" if r.rectify else "#3b6fb6",
+         "label": f"{r.unsatisfied}/{r.satisfaction_answered}"}
+        for r in reversed(rows)])
+    return _render(chart)
