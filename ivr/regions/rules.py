@@ -258,8 +258,28 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         data = {}
     if not isinstance(data, dict):
         raise YamlConfigError(file, [problem(file, lines, (), "the top level must be a mapping")])
+    dups = _duplicate_names(file, lines, data.get("rules"))
+    if dups:
+        raise YamlConfigError(file, dups)
     try:
         parsed = RulesFile.model_validate(data)
     except ValidationError as exc:
         raise YamlConfigError(file, format_errors(file, lines, exc)) from exc
     return RuleSet(rules=tuple(parsed.rules), source=str(file))
+
+
+def _duplicate_names(file: Path, lines: dict[Any, int], items: Any) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    first: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            out.append(problem(file, lines, ("rules", i, "name"),
+                               f"rule name {name!r} is already used by rules[{first[name]}]"))
+        else:
+            first[name] = i
+    return out
