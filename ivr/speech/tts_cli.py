@@ -15,7 +15,7 @@ from ivr.speech.tts import TtsEngine, TtsError, playable
 from ivr.speech.voices import VoiceError, load_voices
 
 
-def _engine(ctx: click.Context, backend: str = "pyttsx3") -> TtsEngine:
+def _engine(ctx: click.Context, backend: str = "espeak-cli") -> TtsEngine:
     from ivr.cli import settings_from
 
     settings = settings_from(ctx)
@@ -61,12 +61,16 @@ def voices_cmd(ctx: click.Context) -> None:
     except VoiceError as exc:
         raise click.ClickException(str(exc)) from exc
     table = Table(title=f"voices in {directory}")
-    for col in ("name", "language", "espeak", "gender", "rate", "pitch", "volume", "description"):
-        table.add_column(col)
+    for col in ("name", "language", "espeak", "gender", "rate", "pitch", "volume"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description")
     for p in voices.values():
         table.add_row(p.name, p.language, p.espeak_name, p.gender, str(p.rate), str(p.pitch),
                       f"{p.volume:g}", p.description)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze names into 80 columns
+        console = Console(width=160)
+    console.print(table)
 
 
 @click.command("prerender")
