@@ -59,7 +59,7 @@ def guard_allows(e164: str, *, rules: RuleSet | None = None,
     except YamlConfigError as exc:
         return False, f"region rules do not load: {exc.problems[0] if exc.problems else exc}"
     if decision.action != "call":
-        return False, f"{decision.action} by rule {decision.rule_name}: {decision.reason}"
+        return False, f"{decision.action}: {decision.reason}"
     if db is not None and caller_id:
         from ivr.callerid.rotation import usable_reason
 

@@ -172,6 +172,11 @@ class Decision:
     def calls(self) -> bool:
         return self.action == "call"
 
+    @property
+    def allowed(self) -> bool:
+        """Whether a call may be placed (ivr.campaign.planner.decision_allows reads this)."""
+        return self.action == "call"
+
     def render_message(self, context: dict[str, Any] | None = None) -> str:
         """The follow-up message with ``context`` (order fields) plus the number's info."""
         if self.message is None:
@@ -222,9 +227,11 @@ class RuleSet:
         if rule is None:
             return Decision(action="call", reason="no region rule matched", dial=digits,
                             e164=number, info=facts)
-        reason = rule.reason or rule.description or f"region rule {rule.name}"
+        reason = rule.reason or rule.description or "no reason given"
         if rule.action != "call":
-            return Decision(action=rule.action, reason=reason, message=rule.message,
+            # "region rule ..." prefix: stored as the contact's skip reason, which the outbox
+            # matches (h5_skip_reasons: [region]) to send the follow-up instead of the call.
+            return Decision(action=rule.action, reason=f"region rule {rule.name}: {reason}", message=rule.message,
                             rule_name=rule.name, e164=number, info=facts)
         if rule.strip and digits.startswith(rule.strip):
             digits = digits[len(rule.strip):]

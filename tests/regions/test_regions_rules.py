@@ -28,7 +28,8 @@ def rules_file(tmp_path: Path, text: str) -> Path:
 def test_default_xinjiang_mobile_rule_sends_a_message() -> None:
     rules = load_rules(REPO_RULES)
     d = rules.decide(XINJIANG_MOBILE)
-    assert d.action == "message" and not d.calls
+    assert d.action == "message" and not d.calls and not d.allowed
+    assert d.reason.startswith("region rule xinjiang-mobile-message: ")
     assert d.rule_name == "xinjiang-mobile-message"
     assert "Xinjiang" in d.reason
     assert d.info["region"] == "Xinjiang" and d.info["carrier"] == "China Mobile"
@@ -95,7 +96,9 @@ rules:
     trunk: east
 """))
     d = rules.decide(JIANGSU_MOBILE)
-    assert (d.action, d.rule_name, d.reason) == ("skip", "changzhou", "local holiday")
+    assert (d.action, d.rule_name, d.reason) == (
+        "skip", "changzhou", "region rule changzhou: local holiday")
+    assert not d.allowed
     lianyungang = rules.decide("+8613851234567")  # Jiangsu, another city
     assert (lianyungang.action, lianyungang.rule_name, lianyungang.trunk) == (
         "call", "jiangsu", "east")
@@ -202,3 +205,13 @@ def test_guard_refuses_flagged_caller_id(tmp_path: Path) -> None:
     ok, why = guard_allows("+8613912345678", rules=rules, db=db, caller_id="+862150001001")
     assert not ok and "caller ID refused" in why and "spam" in why
     db.conn.close()
+
+
+def test_campaign_planner_reads_decisions_correctly() -> None:
+    """The planner's reader of decision-like objects must deny message and skip decisions."""
+    from ivr.campaign.planner import decision_allows
+
+    rules = load_rules(REPO_RULES)
+    verdict = decision_allows(rules.decide(XINJIANG_MOBILE))
+    assert not verdict.allowed and verdict.reason.startswith("region")
+    assert decision_allows(rules.decide(JIANGSU_MOBILE)).allowed
