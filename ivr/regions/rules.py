@@ -231,8 +231,8 @@ class RuleSet:
         if rule.action != "call":
             # "region rule ..." prefix: stored as the contact's skip reason, which the outbox
             # matches (h5_skip_reasons: [region]) to send the follow-up instead of the call.
-            return Decision(action=rule.action, reason=f"region rule {rule.name}: {reason}", message=rule.message,
-                            rule_name=rule.name, e164=number, info=facts)
+            return Decision(action=rule.action, reason=f"region rule {rule.name}: {reason}",
+                            message=rule.message, rule_name=rule.name, e164=number, info=facts)
         if rule.strip and digits.startswith(rule.strip):
             digits = digits[len(rule.strip):]
         return Decision(action="call", trunk=rule.trunk, caller_pool=rule.caller_pool,
