@@ -1,0 +1,127 @@
+"""The survey over a real AGI channel with DTMF answers.
+
+say       STREAM FILE of the rendered prompt (keys interrupt it when barge-in is allowed)
+ask       GET DATA with the rendered prompt, timeout and max digits (barge-in); without barge-in
+          the prompt is played uninterruptible, then digits are collected with WAIT FOR DIGIT
+record    the prompt, then RECORD FILE into the recordings directory (# ends it)
+transfer  SET VARIABLE for the order context and IVR_TRANSFER_TARGET, then SET CONTEXT /
+          EXTENSION / PRIORITY so the dialplan continues in the agent context when the AGI ends
+hangup    HANGUP
+
+Hangups from the channel (AGIHangup) become :class:`DialogHangup` for the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ivr.agi.channel import AGIChannel, AGIHangup
+from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
+
+TtsRender = Callable[[str, str], Path]  # (text, voice) -> audio file Asterisk can play
+Transcriber = Callable[[Path], str | None]  # recording -> transcript (None: cannot)
+
+ALL_KEYS = "0123456789*#"
+AGENT_CONTEXT = "ivr-agent"
+_SOUND_EXT = (".wav", ".sln", ".gsm", ".ulaw", ".alaw", ".g722", ".sln16")
+
+
+def playable(path: Path | str) -> str:
+    """Asterisk plays files by name without extension."""
+    s = str(path)
+    for ext in _SOUND_EXT:
+        if s.endswith(ext):
+            return s[: -len(ext)]
+    return s
+
+
+class AgiDtmfDialog:
+    def __init__(
+        self,
+        agi: AGIChannel,
+        tts_render: TtsRender,
+        *,
+        recordings_dir: Path | str = "var/recordings",
+        agent_context: str = AGENT_CONTEXT,
+        default_voice: str = "",
+        record_format: str = "wav",
+        silence_s: int = 3,
+        transcribe: Transcriber | None = None,
+    ) -> None:
+        self.agi = agi
+        self.tts_render = tts_render
+        self.recordings_dir = Path(recordings_dir)
+        self.agent_context = agent_context
+        self.default_voice = default_voice
+        self.record_format = record_format
+        self.silence_s = silence_s
+        self.transcribe = transcribe
+
+    def _file(self, text: str, voice: str | None) -> str:
+        return playable(self.tts_render(text, voice or self.default_voice))
+
+    async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
+        try:
+            await self.agi.stream_file(self._file(text, voice), ALL_KEYS if barge_in else "")
+        except AGIHangup as exc:
+            raise DialogHangup(str(exc)) from exc
+
+    async def ask(self, question: Question) -> TurnResult:
+        path = self._file(question.text, question.voice)
+        timeout_ms = int(question.timeout_s * 1000)
+        try:
+            if question.barge_in:
+                digits, _timed_out = await self.agi.get_data(path, timeout_ms,
+                                                             question.max_digits)
+            else:
+                await self.agi.stream_file(path, "")
+                digits = await self._collect(timeout_ms, question.max_digits)
+        except AGIHangup as exc:
+            raise DialogHangup(str(exc)) from exc
+        digits = digits.strip()
+        if not digits:
+            return TurnResult("noinput")
+        intent = question.match_dtmf(digits)
+        return TurnResult("match" if intent else "nomatch", intent=intent,
+                          confidence=1.0 if intent else 0.0, dtmf=digits, input_mode="dtmf")
+
+    async def _collect(self, timeout_ms: int, max_digits: int) -> str:
+        digits = ""
+        while len(digits) < max_digits:
+            d = await self.agi.wait_for_digit(timeout_ms)
+            if not d or d == "#":
+                break
+            digits += d
+        return digits
+
+    async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
+                     barge_in: bool = True) -> Recording:
+        base = self.recordings_dir / f"{self.agi.uniqueid or 'call'}-{node}"
+        try:
+            await self.agi.stream_file(self._file(text, voice), "")
+            r = await self.agi.record_file(str(base), self.record_format, "#",
+                                           int(max_s * 1000), self.silence_s)
+        except AGIHangup as exc:
+            raise DialogHangup(str(exc)) from exc
+        if r.value < 0:
+            raise DialogHangup(f"hangup while recording at {node}")
+        audio = base.with_name(f"{base.name}.{self.record_format}")
+        transcript = None
+        if self.transcribe is not None and audio.exists():
+            transcript = await asyncio.to_thread(self.transcribe, audio)
+        return Recording(str(audio), transcript)
+
+    async def transfer(self, target: str, variables: Mapping[str, str]) -> None:
+        try:
+            for name, value in {"IVR_TRANSFER_TARGET": target, **variables}.items():
+                await self.agi.set_variable(name, value)
+            await self.agi.command(f"SET CONTEXT {self.agent_context}")
+            await self.agi.command(f"SET EXTENSION {target}")
+            await self.agi.command("SET PRIORITY 1")
+        except AGIHangup as exc:
+            raise DialogHangup(str(exc)) from exc
+
+    async def hangup(self) -> None:
+        await self.agi.hangup()
