@@ -47,11 +47,12 @@ class Listener(Protocol):
     """What the server feeds caller audio into (ivr.speech.recognizer.TurnRecognizer has it).
 
     ``feed`` gets 8 kHz s16le PCM (normally 20 ms) and returns "speech_start", "end", "no_input"
-    or None. Optional: ``prompt_ended()`` is called when the prompt stops, so a no-input timer can
-    start then; "no_input" returned while the prompt still plays is ignored.
+    (or an Enum whose values are those strings) or None. Optional: ``prompt_ended()`` is called
+    when the prompt stops, so a no-input timer can start then; "no_input" returned while the
+    prompt still plays is ignored.
     """
 
-    def feed(self, pcm: bytes) -> str | None: ...
+    def feed(self, pcm: bytes) -> Any: ...
 
     def result(self) -> Any: ...
 
@@ -398,6 +399,7 @@ class _Session:
         except Exception as exc:
             self._finish("error", error=f"listener.feed: {exc!r}")
             return
+        event = getattr(event, "value", event)  # str or an Enum with str values (TurnEvent)
         if event == SPEECH_START:
             if self.t.speech_start is None:
                 self.t.speech_start = now_ms()

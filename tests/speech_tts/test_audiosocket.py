@@ -137,6 +137,23 @@ class NeverDecides:
         return self.fed
 
 
+def test_enum_events_are_understood():
+    import enum
+
+    class Ev(enum.Enum):
+        SPEECH_START = "speech_start"
+        END = "end"
+
+    class EnumListener(NeverDecides):
+        def feed(self, pcm: bytes):
+            self.fed += 1
+            return Ev.SPEECH_START if self.fed == 3 else Ev.END if self.fed == 10 else None
+
+    outcome, _ = run(one_turn(Turn(prompt=tone(2000), listener=EnumListener()),
+                              audio.silence(2000)))
+    assert outcome.event == "end" and outcome.barged_in and outcome.result == 10
+
+
 def test_listen_timeout_when_listener_never_decides():
     outcome, _ = run(one_turn(Turn(prompt=tone(100), listener=NeverDecides(), max_listen_ms=300),
                               audio.silence(2000)))

@@ -42,7 +42,8 @@ def test_render_and_voices(tmp_path, monkeypatch):
 
 def test_prerender_file(tmp_path, monkeypatch):
     jsonl = tmp_path / "p.jsonl"
-    lines = [{"text": f"您在平台购买的{p}元的商品", "voice": "cmn-friendly-female"} for p in (9.9, 19.9)]
+    lines = [{"text": f"您在平台购买的{p}元的商品", "voice": "cmn-friendly-female"}
+             for p in (9.9, 19.9)]
     jsonl.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n\n")
     res = invoke(tmp_path, monkeypatch, "prerender", str(jsonl), "--no-progress")
     assert res.exit_code == 0, res.output
