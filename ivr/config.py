@@ -103,6 +103,9 @@ class Settings(_Strict):
     trunk: TrunkSettings = TrunkSettings()
     speech: SpeechSettings = SpeechSettings()
     survey: Path = PROJECT_ROOT / "surveys" / "walking_skeleton.yaml"
+    # Operator-edited data files (validated by their own modules).
+    regions: Path = PROJECT_ROOT / "config" / "regions.yaml"
+    numbers: Path = PROJECT_ROOT / "config" / "numbers.yaml"
     language: str = "cmn"
     platform: str = "示例平台"
 

@@ -94,21 +94,32 @@ async def survey(call: CallContext) -> None:
 async def guard(call: CallContext) -> None:
     """Sets IVR_GUARD=allow only for a valid number that no rule forbids."""
     digits = call.args[0] if call.args else ""
-    allowed, reason = destination_allowed(call, digits)
-    await call.agi.set_variable("IVR_GUARD_REASON", reason)
+    caller_id = await call.agi.get_variable("IVR_CALLER_ID")
+    allowed, reason = destination_allowed(call, digits, caller_id)
+    # UserEvent fields are comma separated: keep the reason to one field.
+    await call.agi.set_variable("IVR_GUARD_REASON", reason.replace(",", ";"))
     await call.agi.set_variable("IVR_GUARD", "allow" if allowed else "deny")
     if not allowed:
         await call.agi.verbose(f"ivr guard refused {digits}: {reason}")
 
 
-def destination_allowed(call: CallContext, digits: str) -> tuple[bool, str]:
+def destination_allowed(call: CallContext, digits: str,
+                        caller_id: str | None = None) -> tuple[bool, str]:
+    """Fail closed: a bad number, a do-not-call entry, a region rule or a bad caller ID refuse."""
+    from ivr.regions.guard import default_rules, guard_allows
+    from ivr.callerid.yamlfile import YamlConfigError
+
     try:
         e164 = parse_e164("+" + digits)
     except InvalidNumber as exc:
         return False, str(exc)
     if is_dnc(call.db, e164):
         return False, "number is on the do-not-call list"
-    return True, "ok"
+    try:
+        rules = default_rules(call.settings.regions)
+    except YamlConfigError as exc:
+        return False, f"region rules do not load: {exc}"
+    return guard_allows(e164, rules=rules, db=call.db, caller_id=caller_id or None)
 
 
 @handler("hangup")

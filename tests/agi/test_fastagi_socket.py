@@ -86,9 +86,11 @@ def test_guard_refuses_bad_and_dnc_numbers(tmp_path: Path) -> None:
     from ivr.store import add_dnc
 
     add_dnc(open_db(settings.db_path), "+8613900000009", "asked", "test")
+    # +8613999123456 is a Xinjiang mobile number: the default region rules send a message instead.
     for digits, verdict in (("8613912345678", "allow"), ("8613900000009", "deny"),
-                            ("12", "deny")):
-        commands = run_session(settings, "guard", [("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
+                            ("12", "deny"), ("8613999123456", "deny")):
+        commands = run_session(settings, "guard", [("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
+                                                   ("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
                                                    ("SET VARIABLE IVR_GUARD", "200 result=1")],
                                agi_arg_1=digits)
         assert f'SET VARIABLE IVR_GUARD "{verdict}"' in commands
