@@ -21,6 +21,8 @@ from ivr.outbox.store import enqueue
 from ivr.phone import InvalidNumber
 from ivr.store import is_dnc
 
+# explicit: orders has its own phone column, which must not shadow the callee's
+_ORDER_COLS = "o.order_id, o.product, o.price, o.merchant, o.host, o.buyer_name"
 REMEDY_TEXT = {"refund": "退款", "voucher": "10元优惠券"}
 
 
@@ -29,13 +31,13 @@ def queue_followups(db: sqlite_utils.Database, campaign_id: str, config: OutboxC
     """Queue the campaign's follow-up messages; returns counts (queued, no_template, dnc, ...)."""
     counts: Counter[str] = Counter()
     remedies = db.execute(
-        """SELECT c.id, c.contact_id, c.phone, c.remedy_accepted, o.*
+        f"""SELECT c.id, c.contact_id, c.phone, c.remedy_accepted, {_ORDER_COLS}
            FROM calls c LEFT JOIN orders o ON o.order_id = c.order_id
            WHERE c.campaign_id = ? AND c.remedy_accepted IN ('refund', 'voucher')
            ORDER BY c.started_at, c.id""", [campaign_id])
     names = [d[0] for d in remedies.description]
     for row in remedies.fetchall():
-        data = dict(zip(names, row, strict=False))
+        data = dict(zip(names, row, strict=True))
         remedy = data["remedy_accepted"]
         who = data["contact_id"] if data["contact_id"] is not None else data["id"]
         _queue(db, config, counts, kind=f"remedy_{remedy}", phone=data["phone"],
@@ -46,13 +48,13 @@ def queue_followups(db: sqlite_utils.Database, campaign_id: str, config: OutboxC
                        "h5_url": h5_url or config.h5_url or ""})
     if config.h5_skip_reasons:
         skipped = db.execute(
-            """SELECT ct.id AS contact_id, ct.phone, ct.skip_reason, o.*
+            f"""SELECT ct.id AS contact_id, ct.phone, ct.skip_reason, {_ORDER_COLS}
                FROM contacts ct LEFT JOIN orders o ON o.order_id = ct.order_id
                WHERE ct.campaign_id = ? AND ct.skip_reason IS NOT NULL ORDER BY ct.id""",
             [campaign_id])
         names = [d[0] for d in skipped.description]
         for row in skipped.fetchall():
-            data = dict(zip(names, row, strict=False))
+            data = dict(zip(names, row, strict=True))
             if not any(str(data["skip_reason"]).startswith(p) for p in config.h5_skip_reasons):
                 continue
             _queue(db, config, counts, kind="h5", phone=data["phone"], campaign_id=campaign_id,
