@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from report_data import fill
 
 from ivr.cli import root
 from ivr.store import open_db
 
 
 @pytest.fixture()
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fill_db: Callable[..., None]) -> Path:
     monkeypatch.chdir(tmp_path)  # no stray ./ivr.yaml
     monkeypatch.setenv("IVR_HOME", str(tmp_path / "var"))
     monkeypatch.delenv("IVR_CONFIG", raising=False)
     db = open_db(tmp_path / "var" / "ivr.db")
-    fill(db)
+    fill_db(db)
     db.conn.close()
     return tmp_path
 
