@@ -1,0 +1,454 @@
+"""The campaign dialer: picks due contacts, re-checks the policy, dials through an Originator.
+
+Crash safety: the attempt row (state ``originating``) and the contact's ``dialing`` state are
+committed in one transaction *before* ``dial()`` is awaited, and the result in one transaction
+when it returns. After a crash, :meth:`CampaignDialer.recover` resolves every attempt still open:
+answered if the survey recorded a call for it, otherwise ``failed`` with a note; it counts
+against the contact's budget and caps, and a retry waits for the normal backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from ivr.campaign.planner import (
+    DONE,
+    PAUSED,
+    PLANNED,
+    RUNNING,
+    STOPPED,
+    CallerIdPicker,
+    RegionDecider,
+    decision_allows,
+)
+from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_iso, policy_from_json
+from ivr.campaign.yamlcfg import CampaignConfigError
+from ivr.dialer.types import DialRequest, DialResult, Originator
+from ivr.store import now_iso
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("pending", "retry", "dialing")
+LOST_DETAIL = "dialer stopped during the attempt; outcome unknown"
+HealthHook = Callable[[], Awaitable[None]]
+
+
+class CampaignError(Exception):
+    """The campaign cannot run (unknown id, wrong status, invalid stored policy)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
+# ---- campaign status (also used by the CLI) ------------------------------------------------
+def get_campaign(db: sqlite_utils.Database, campaign_id: str) -> dict[str, Any]:
+    row = db.execute("SELECT * FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        raise CampaignError(f"no campaign {campaign_id!r}")
+    cols = [d[0] for d in db.execute("SELECT * FROM campaigns LIMIT 0").description]
+    return dict(zip(cols, row, strict=True))
+
+
+def set_status(db: sqlite_utils.Database, campaign_id: str, status: str,
+               reason: str | None = None) -> None:
+    db.execute("UPDATE campaigns SET status = ?, status_reason = ? WHERE id = ?",
+               [status, reason, campaign_id])
+
+
+def pause(db: sqlite_utils.Database, campaign_id: str) -> str:
+    """Stop new dials (calls in progress finish). Returns the previous status."""
+    status = get_campaign(db, campaign_id)["status"]
+    if status not in (PLANNED, RUNNING, PAUSED):
+        raise CampaignError(f"campaign {campaign_id} is {status}; only a planned or running "
+                            "campaign can be paused")
+    set_status(db, campaign_id, PAUSED, "paused by operator")
+    return str(status)
+
+
+def resume(db: sqlite_utils.Database, campaign_id: str) -> str:
+    """Paused or stopped (e.g. by the circuit breaker) -> running. Returns the previous status."""
+    status = get_campaign(db, campaign_id)["status"]
+    if status not in (PAUSED, STOPPED, RUNNING):
+        raise CampaignError(f"campaign {campaign_id} is {status}; only a paused or stopped "
+                            "campaign can be resumed")
+    set_status(db, campaign_id, RUNNING, None)
+    return str(status)
+
+
+def load_campaign_policy(db: sqlite_utils.Database, campaign_id: str) -> ContactPolicy:
+    """The campaign's stored policy, validated. Invalid: the campaign is stopped with the error
+    (so nothing dials) and :class:`CampaignConfigError` is raised."""
+    camp = get_campaign(db, campaign_id)
+    try:
+        config, segments = policy_from_json(camp["policy"], f"campaign {campaign_id}")
+        ends_at = parse_iso(camp["ends_at"]) if camp.get("ends_at") else None
+    except (CampaignConfigError, ValueError) as exc:
+        set_status(db, campaign_id, STOPPED, f"invalid policy: {exc}")
+        raise CampaignConfigError(str(exc)) from exc
+    return ContactPolicy(config, segments, db=db, ends_at=ends_at)
+
+
+# ---- what happens after an attempt ----------------------------------------------------------
+@dataclass(frozen=True)
+class NextStep:
+    state: str  # done | failed | retry
+    final_outcome: str | None
+    backoff_s: float | None  # for retry
+
+
+def is_explicit_rejection(result: DialResult, retry: Retry) -> bool:
+    return (result.outcome == "rejected"
+            or (result.sip_code is not None and result.sip_code in retry.no_retry_sip)
+            or (result.q850_cause is not None and result.q850_cause in retry.no_retry_q850))
+
+
+def next_step(result: DialResult, attempts_done: int, retry: Retry) -> NextStep:
+    """One retry budget per contact: ``attempts_done`` counts every attempt, any outcome."""
+    if result.outcome == "answered":
+        return NextStep("done", "answered", None)
+    if is_explicit_rejection(result, retry):
+        return NextStep("done", "rejected", None)
+    if attempts_done >= retry.max_attempts:
+        return NextStep("failed", result.outcome, None)
+    return NextStep("retry", None, retry.backoff(result.outcome, attempts_done))
+
+
+@dataclass
+class DialerStats:
+    dialed: int = 0
+    answered: int = 0
+    rejected: int = 0
+    retries_scheduled: int = 0
+    failed_final: int = 0
+    deferred_by_policy: int = 0
+    skipped: int = 0
+    recovered: int = 0
+    max_in_flight: int = 0
+    status: str = ""
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CampaignDialer:
+    def __init__(self, db: sqlite_utils.Database, campaign_id: str, originator: Originator, *,
+                 max_concurrent: int | None = None, cps: float | None = None,
+                 clock: Callable[[], datetime] = utcnow, poll_interval_s: float = 1.0,
+                 region_decider: RegionDecider | None = None,
+                 caller_id_picker: CallerIdPicker | None = None,
+                 default_caller_id: str = "+8610000000", default_trunk: str = "carrier",
+                 health_hook: HealthHook | None = None, health_interval_s: float = 60.0,
+                 stop_when_idle: bool = False) -> None:
+        self.db = db
+        self.campaign_id = campaign_id
+        self.originator = originator
+        self.clock = clock
+        self.poll_interval_s = poll_interval_s
+        self.region_decider = region_decider
+        self.caller_id_picker = caller_id_picker
+        self.default_caller_id = default_caller_id
+        self.default_trunk = default_trunk
+        self.health_hook = health_hook
+        self.health_interval_s = health_interval_s
+        self.stop_when_idle = stop_when_idle
+        self.stats = DialerStats()
+        self.policy = load_campaign_policy(db, campaign_id)
+        cfg: PolicyConfig = self.policy.config
+        self.max_concurrent = max_concurrent or cfg.dialer.max_concurrent
+        self.cps = cps or cfg.dialer.cps
+        if self.max_concurrent < 1 or self.cps <= 0:
+            raise CampaignError("max_concurrent must be >= 1 and cps > 0")
+        camp = get_campaign(db, campaign_id)
+        self.script = str(camp.get("script") or "")
+        self.language = str(camp.get("language") or "")
+        self._window: deque[bool] = deque(maxlen=cfg.circuit_breaker.window)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._next_slot = 0.0
+        self._stopping = False
+
+    # ---- control ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish the calls in progress, start no new ones, return from :meth:`run`."""
+        self._stopping = True
+
+    def status(self) -> str:
+        return str(get_campaign(self.db, self.campaign_id)["status"])
+
+    async def run(self) -> DialerStats:
+        status = self.status()
+        if status in ("planning",):
+            raise CampaignError(f"campaign {self.campaign_id} is still being planned")
+        self.recover()
+        if status == PLANNED:
+            set_status(self.db, self.campaign_id, RUNNING)
+        health = asyncio.create_task(self._health()) if self.health_hook else None
+        try:
+            await self._loop()
+        finally:
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            if health:
+                health.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await health
+        camp = get_campaign(self.db, self.campaign_id)
+        self.stats.status, self.stats.reason = camp["status"], camp.get("status_reason")
+        return self.stats
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            status = self.status()
+            if status in (STOPPED, DONE):
+                return
+            if status != RUNNING:  # paused: calls in progress go on, nothing new starts
+                await self._wait(self.poll_interval_s)
+                continue
+            free = self.max_concurrent - len(self._inflight)
+            if free <= 0:
+                await self._wait(self.poll_interval_s)
+                continue
+            due = self._due(free)
+            if not due:
+                if not self._inflight and not self._open_contacts():
+                    set_status(self.db, self.campaign_id, DONE, "every contact finished")
+                    return
+                if not self._inflight and self.stop_when_idle:
+                    return
+                await self._wait(self._seconds_to_next_due())
+                continue
+            for contact in due:
+                await self._pace()
+                if self._stopping or self.status() != RUNNING:
+                    break
+                self._start(contact)
+
+    async def _wait(self, timeout: float) -> None:
+        timeout = max(0.01, min(timeout, self.poll_interval_s))
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(timeout)
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        slot = max(loop.time(), self._next_slot)
+        self._next_slot = slot + 1.0 / self.cps
+        delay = slot - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _health(self) -> None:
+        assert self.health_hook is not None
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            try:
+                await self.health_hook()
+            except Exception:  # a broken hook must not stop the campaign
+                log.exception("health hook failed")
+
+    # ---- database reads ---------------------------------------------------------------------
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def _due(self, limit: int) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM contacts WHERE campaign_id = ? AND state IN ('pending', 'retry') "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            [self.campaign_id, iso(self.clock()), limit])
+
+    def _open_contacts(self) -> int:
+        return int(self.db.execute(
+            "SELECT count(*) FROM contacts WHERE campaign_id = ? AND state IN "
+            "('pending', 'retry', 'dialing')", [self.campaign_id]).fetchone()[0])
+
+    def _seconds_to_next_due(self) -> float:
+        row = self.db.execute(
+            "SELECT min(next_attempt_at) FROM contacts WHERE campaign_id = ? AND state IN "
+            "('pending', 'retry')", [self.campaign_id]).fetchone()
+        if not row or not row[0]:
+            return self.poll_interval_s
+        return (parse_iso(row[0]) - self.clock()).total_seconds()
+
+    def _contact(self, contact_id: int) -> dict[str, Any]:
+        return self._rows("SELECT * FROM contacts WHERE id = ?", [contact_id])[0]
+
+    # ---- one attempt ------------------------------------------------------------------------
+    def _start(self, contact: Mapping[str, Any]) -> None:
+        row = self._contact(int(contact["id"]))
+        if row["state"] not in ("pending", "retry"):
+            return
+        now = self.clock()
+        ok, reason = self.policy.check(row, now)
+        if not ok:
+            self._defer(row, now, reason)
+            return
+        verdict = decision_allows(self.region_decider(row["phone"])) \
+            if self.region_decider else None
+        if verdict is not None and not verdict.allowed:
+            self._close(row, "skipped", None, verdict.reason or "region rule")
+            return
+        caller_id = row.get("caller_id") or (verdict.caller_id if verdict else None) or (
+            self.caller_id_picker(row["phone"]) if self.caller_id_picker else None) \
+            or self.default_caller_id
+        trunk = (verdict.trunk if verdict and verdict.trunk else None) or row.get("trunk") \
+            or self.default_trunk
+        with transaction(self.db):
+            cur = self.db.conn.execute(
+                "INSERT INTO attempts (campaign_id, contact_id, phone, caller_id, trunk, state, "
+                "started_at) VALUES (?, ?, ?, ?, ?, 'originating', ?)",
+                [self.campaign_id, row["id"], row["phone"], caller_id, trunk, iso(now)])
+            attempt_id = int(cur.lastrowid or 0)
+            self.db.conn.execute(
+                "UPDATE contacts SET state = 'dialing', attempts = attempts + 1, caller_id = ?, "
+                "trunk = ?, updated_at = ? WHERE id = ?",
+                [caller_id, trunk, now_iso(), row["id"]])
+        request = DialRequest(
+            phone=row["phone"], caller_id=caller_id, trunk=trunk, campaign_id=self.campaign_id,
+            contact_id=int(row["id"]), attempt_id=attempt_id,
+            ring_timeout_s=self.policy.config.dialer.ring_timeout_s,
+            prefix=(verdict.prefix if verdict and verdict.prefix else "") or "",
+            variables={
+                "IVR_CAMPAIGN": self.campaign_id, "IVR_CONTACT": str(row["id"]),
+                "IVR_ATTEMPT": str(attempt_id), "IVR_ORDER_ID": str(row.get("order_id") or ""),
+                "IVR_VOICE": str(row.get("voice") or ""),
+                "IVR_SEGMENT": str(row.get("segment") or ""),
+                "IVR_SCRIPT": self.script, "IVR_LANGUAGE": self.language,
+            })
+        self.stats.dialed += 1
+        task = asyncio.create_task(self._dial(row, attempt_id, request))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._inflight))
+
+    async def _dial(self, row: dict[str, Any], attempt_id: int, request: DialRequest) -> None:
+        try:
+            result = await self.originator.dial(request)
+        except asyncio.CancelledError:
+            raise  # the attempt stays open; recover() resolves it on the next start
+        except Exception as exc:  # the originator failing is a failed attempt, not a crash
+            log.exception("dial failed for attempt %s", attempt_id)
+            result = DialResult("failed", cause_text=f"originator error: {exc}")
+        self._finish(row, attempt_id, result)
+
+    def _finish(self, row: Mapping[str, Any], attempt_id: int, result: DialResult,
+                recovered: bool = False) -> None:
+        now = self.clock()
+        contact = self._contact(int(row["id"]))
+        step = next_step(result, int(contact["attempts"] or 0), self.policy.config.retry)
+        next_at: datetime | None = None
+        reason = None
+        if step.state == "retry":
+            assert step.backoff_s is not None
+            next_at = self.policy.next_allowed(contact, now + timedelta(seconds=step.backoff_s))
+            if next_at is None:
+                _, why = self.policy.check(contact, now + timedelta(seconds=step.backoff_s))
+                step = NextStep("failed", result.outcome, None)
+                reason = f"no allowed time for a retry ({why})"
+        with transaction(self.db):
+            self.db.conn.execute(
+                "UPDATE attempts SET state = 'ended', outcome = ?, sip_code = ?, q850_cause = ?, "
+                "channel = ?, uniqueid = ?, answered_at = ?, ended_at = ?, duration_s = ?, "
+                "detail = ? WHERE id = ?",
+                [result.outcome, result.sip_code, result.q850_cause, result.channel,
+                 result.uniqueid, result.answered_at, result.ended_at or iso(now),
+                 result.duration_s, result.cause_text or None, attempt_id])
+            self.db.conn.execute(
+                "UPDATE contacts SET state = ?, final_outcome = ?, next_attempt_at = ?, "
+                "skip_reason = coalesce(?, skip_reason), updated_at = ? WHERE id = ?",
+                [step.state, step.final_outcome, iso(next_at) if next_at else None, reason,
+                 now_iso(), row["id"]])
+        if step.final_outcome == "answered":
+            self.stats.answered += 1
+        elif step.final_outcome == "rejected":
+            self.stats.rejected += 1
+        elif step.state == "retry":
+            self.stats.retries_scheduled += 1
+        else:
+            self.stats.failed_final += 1
+        if not recovered:
+            self._breaker(result)
+
+    def _breaker(self, result: DialResult) -> None:
+        cfg = self.policy.config.circuit_breaker
+        self._window.append(result.outcome in cfg.failure_outcomes)
+        if len(self._window) >= cfg.min_attempts:
+            rate = sum(self._window) / len(self._window)
+            if rate >= cfg.max_failure_rate and self.status() == RUNNING:
+                why = (f"circuit breaker: {sum(self._window)} of the last {len(self._window)} "
+                       f"attempts failed ({rate:.0%} >= {cfg.max_failure_rate:.0%})")
+                log.warning("campaign %s stopped: %s", self.campaign_id, why)
+                set_status(self.db, self.campaign_id, STOPPED, why)
+
+    def _defer(self, row: Mapping[str, Any], now: datetime, reason: str) -> None:
+        """The policy says not now: wait for the next allowed time, or close the contact."""
+        self.stats.deferred_by_policy += 1
+        if reason.startswith("policy error"):
+            set_status(self.db, self.campaign_id, STOPPED, reason)  # fail closed
+            return
+        if reason == "do-not-call":
+            self._close(row, "dnc", None, reason)
+            return
+        next_at = self.policy.next_allowed(row, now)
+        if next_at is None:
+            self._close(row, "skipped", None, f"no allowed time left ({reason})")
+            return
+        self.db.execute("UPDATE contacts SET next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                        [iso(next_at), now_iso(), row["id"]])
+
+    def _close(self, row: Mapping[str, Any], state: str, outcome: str | None,
+               reason: str) -> None:
+        self.stats.skipped += 1
+        self.db.execute("UPDATE contacts SET state = ?, final_outcome = coalesce(?, "
+                        "final_outcome), skip_reason = ?, next_attempt_at = NULL, updated_at = ? "
+                        "WHERE id = ?", [state, outcome, reason, now_iso(), row["id"]])
+
+    # ---- crash recovery ---------------------------------------------------------------------
+    def recover(self) -> int:
+        """Resolve attempts a previous run left open; returns how many."""
+        open_attempts = self._rows(
+            "SELECT id, contact_id FROM attempts WHERE campaign_id = ? AND "
+            "coalesce(state, '') != 'ended'", [self.campaign_id])
+        for att in open_attempts:
+            call = self._rows("SELECT id, answered_at, ended_at FROM calls WHERE attempt_id = ? "
+                              "ORDER BY started_at LIMIT 1", [att["id"]])
+            if call:  # the survey answered it: the call happened
+                result = DialResult("answered", uniqueid=call[0]["id"],
+                                    answered_at=call[0]["answered_at"],
+                                    ended_at=call[0]["ended_at"],
+                                    cause_text="recovered after a dialer restart")
+            else:
+                result = DialResult("failed", cause_text=LOST_DETAIL)
+            self._finish({"id": att["contact_id"]}, int(att["id"]), result, recovered=True)
+            self.stats.recovered += 1
+        # A contact 'dialing' with no open attempt cannot come from this code; be safe anyway.
+        self.db.execute(
+            "UPDATE contacts SET state = 'retry', next_attempt_at = ? WHERE campaign_id = ? AND "
+            "state = 'dialing' AND id NOT IN (SELECT contact_id FROM attempts WHERE "
+            "campaign_id = ? AND coalesce(state, '') != 'ended')",
+            [iso(self.clock()), self.campaign_id, self.campaign_id])
+        return len(open_attempts)
