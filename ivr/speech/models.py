@@ -51,7 +51,7 @@ class LoadedModel:
 
 def find_word(model: Any, word: str) -> int:
     """Word id in the model's vocabulary, -1 if absent (vosk 0.3.45 C API)."""
-    from vosk import _c  # type: ignore[attr-defined]
+    from vosk import _c
 
     return int(_c.vosk_model_find_word(model._handle, word.encode("utf-8")))
 
@@ -127,7 +127,7 @@ def load_model_dir(language: str, path: Path) -> LoadedModel:
                 f"speech model for language {language!r} not found at {path}: {problem}; "
                 + INSTALL_HINT.format(lang=language)
             )
-        import vosk  # type: ignore[import-untyped]
+        import vosk
 
         vosk.SetLogLevel(-1)
         try:

@@ -1,0 +1,129 @@
+"""``ivr speech``: install and list speech models, check words, decode a recording."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import click
+
+from ivr.cli import settings_from
+from ivr.config import PROJECT_ROOT
+from ivr.speech import install as inst
+from ivr.speech.grammar import GrammarError, build_grammar, filler_words
+from ivr.speech.models import ModelError, get_model, looks_like_model, spec_path
+
+
+@click.group()
+def speech() -> None:
+    """Speech recognition models and tools (Vosk)."""
+
+
+@speech.command("install-model")
+@click.option("--lang", required=True, help="Survey language the model is for (e.g. cmn, ko).")
+@click.option("--url", help="Download the model zip from this URL.")
+@click.option("--zip", "zip_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Install from a local model zip.")
+@click.option("--sha256", help="Expected sha256 of the zip (known official models: built in).")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
+              help="Install directory (default: models/<zip name> in the project).")
+@click.option("--force", is_flag=True, help="Replace an existing model directory.")
+def install_model(lang: str, url: str | None, zip_file: Path | None, sha256: str | None,
+                  dest: Path | None, force: bool) -> None:
+    """Verify and unpack a Vosk model zip, then print the ivr.yaml line for it.
+
+    \b
+    Example:
+      ivr speech install-model --lang cmn --zip vosk-model-small-cn-0.22.zip
+    """
+    if bool(url) == bool(zip_file):
+        raise click.UsageError("give exactly one of --url or --zip")
+    name = zip_file.name if zip_file else str(url).rstrip("/").rsplit("/", 1)[-1]
+    target = dest or inst.default_dest(PROJECT_ROOT / "models", name)
+    try:
+        if zip_file:
+            done = inst.install_zip(zip_file, target, lang, sha256=sha256, force=force)
+        else:
+            done = inst.install_url(str(url), target, lang, sha256=sha256, force=force)
+    except inst.InstallError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"installed {lang} model into {done.path} (sha256 {done.sha256})")
+    click.echo("add to ivr.yaml:")
+    click.echo(done.config_line())
+
+
+@speech.command("models")
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """List the configured models per language and whether they are installed."""
+    settings = settings_from(ctx)
+    for lang, spec in sorted(settings.speech.models.items()):
+        path = spec_path(spec)
+        problem = looks_like_model(path)
+        state = "installed" if problem is None else f"MISSING ({problem})"
+        click.echo(f"{lang:5} {spec:40} {path}  {state}")
+
+
+@speech.command("words")
+@click.option("--lang", required=True)
+@click.argument("words", nargs=-1, required=True)
+@click.pass_context
+def words(ctx: click.Context, lang: str, words: tuple[str, ...]) -> None:
+    """Check which words are in the model's vocabulary (grammar phrases need them)."""
+    model = _model(ctx, lang)
+    for w in words:
+        click.echo(f"{w}\t{'yes' if model.has_word(w) else 'NO'}")
+
+
+@speech.command("recognize")
+@click.argument("wav", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lang", required=True)
+@click.option("--phrases", required=True,
+              help="intent=phrase,... e.g. 'yes=네,yes=예,no=아니요' (words space-separated).")
+@click.option("--no-fillers", is_flag=True, help="Do not add the language's garbage words.")
+@click.pass_context
+def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, no_fillers: bool) -> None:
+    """Decode a mono 16-bit WAV as one answer and print the hypothesis as JSON."""
+    from ivr.speech.recognizer import recognize_pcm
+
+    intents: dict[str, list[str]] = {}
+    for part in phrases.split(","):
+        intent, sep, phrase = part.partition("=")
+        if not sep or not intent.strip() or not phrase.strip():
+            raise click.BadParameter(f"{part!r} is not intent=phrase", param_hint="--phrases")
+        intents.setdefault(intent.strip(), []).append(phrase.strip())
+    model = _model(ctx, lang)
+    try:
+        grammar = build_grammar(intents, model, question="(command line)", source="--phrases",
+                                fillers=() if no_fillers else filler_words(lang))
+    except GrammarError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with wave.open(str(wav), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise click.ClickException(f"{wav}: need mono 16-bit PCM WAV "
+                                       f"(try: sox {wav} -r 8000 -c 1 -b 16 out.wav)")
+        rate, pcm = w.getframerate(), w.readframes(w.getnframes())
+    hyp, events = recognize_pcm(model, grammar, intents, pcm, sample_rate=rate)
+    click.echo(json.dumps({
+        "intent": hyp.intent, "confidence": round(hyp.confidence, 3),
+        "transcript": hyp.transcript, "reason": hyp.reason, "best_intent": hyp.best_intent,
+        "alternatives": [[a.text, round(a.score, 2), a.intent] for a in hyp.alternatives],
+        "events": [[e.value, ms] for e, ms in events],
+    }, ensure_ascii=False))
+
+
+def _model(ctx: click.Context, lang: str):
+    try:
+        return get_model(lang, settings_from(ctx))
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# The TTS commands live in tts_cli.py (another module, same group).
+try:
+    from ivr.speech.tts_cli import COMMANDS
+except ImportError:
+    COMMANDS = []
+for _cmd in COMMANDS:
+    speech.add_command(_cmd)
