@@ -100,15 +100,15 @@ class Node(_Strict):
     globals: bool | list[str] = True  # which global intents are heard here
     noinput: list[str] | None = None  # reprompt templates ({{ prompt }} = the question)
     nomatch: list[str] | None = None
-    max_noinput: int | None = Field(None, ge=0, le=10)
-    max_nomatch: int | None = Field(None, ge=0, le=10)
+    max_noinput: int | None = Field(default=None, ge=0, le=10)
+    max_nomatch: int | None = Field(default=None, ge=0, le=10)
     dtmf_reprompt: str | None = None  # one DTMF-only try after the limits ("" = skip it)
     fallback: str | None = None  # where to go when nothing was understood
-    max_digits: int = Field(1, ge=1, le=20)
-    timeout_s: float | None = Field(None, gt=0, le=120)
+    max_digits: int = Field(default=1, ge=1, le=20)
+    timeout_s: float | None = Field(default=None, gt=0, le=120)
     barge_in: bool | None = None
     # open
-    max_s: float = Field(30, gt=0, le=600)
+    max_s: float = Field(default=30, gt=0, le=600)
     # any kind: side effects on entering the node
     set: dict[str, Any] = Field(default_factory=dict)
     dnc: bool = False
@@ -142,9 +142,9 @@ class Meta(_Strict):
 
 
 class Defaults(_Strict):
-    timeout_s: float = Field(6.0, gt=0, le=120)
-    max_noinput: int = Field(2, ge=0, le=10)
-    max_nomatch: int = Field(2, ge=0, le=10)
+    timeout_s: float = Field(default=6.0, gt=0, le=120)
+    max_noinput: int = Field(default=2, ge=0, le=10)
+    max_nomatch: int = Field(default=2, ge=0, le=10)
     barge_in: bool = True
     noinput: list[str] = Field(default_factory=lambda: ["{{ prompt }}"])
     nomatch: list[str] = Field(default_factory=lambda: ["{{ prompt }}"])
@@ -154,9 +154,9 @@ class Defaults(_Strict):
 
 class CallbackPolicy(_Strict):
     timezone: str = "Asia/Shanghai"  # used when the contact has none
-    default_delay_min: int = Field(120, ge=1)
-    tonight_hour: int = Field(20, ge=0, le=23)
-    tomorrow_hour: int = Field(10, ge=0, le=23)
+    default_delay_min: int = Field(default=120, ge=1)
+    tonight_hour: int = Field(default=20, ge=0, le=23)
+    tomorrow_hour: int = Field(default=10, ge=0, le=23)
 
 
 class TransferPolicy(_Strict):

@@ -132,8 +132,9 @@ def answers_for(script: Script, tokens: list[str], mode: str) -> list[str]:
         if t not in keys:
             out.append(t)
         elif mode == "dtmf":
-            assert keys[t][0], f"intent {t} has no DTMF key"
-            out.append(keys[t][0])
+            key = keys[t][0]
+            assert key, f"intent {t} has no DTMF key"
+            out.append(key)
         elif mode == "phrase":
             out.append(keys[t][1][-1].replace(" ", "") if script.language == "cmn"
                        else keys[t][1][-1])
