@@ -51,7 +51,7 @@ class TrunkSettings(_Strict):
     codecs: list[str] = ["ulaw", "alaw"]
     dtmf_mode: Literal["rfc4733", "inband", "info", "auto", "auto_info"] = "rfc4733"
     # Default caller ID presented on the trunk when the dialer does not choose one.
-    caller_id: str = "+8610000000"
+    caller_id: str = "+862150001001"
     # Digits prepended to the dialed number (some carriers want 0 / 00 / nothing).
     dial_prefix: str = Field("", pattern=r"^[0-9]*$")
     from_domain: str | None = None

@@ -106,8 +106,9 @@ async def guard(call: CallContext) -> None:
 def destination_allowed(call: CallContext, digits: str,
                         caller_id: str | None = None) -> tuple[bool, str]:
     """Fail closed: a bad number, a do-not-call entry, a region rule or a bad caller ID refuse."""
-    from ivr.regions.guard import default_rules, guard_allows
+    from ivr.callerid import load_pool, sync_pool
     from ivr.callerid.yamlfile import YamlConfigError
+    from ivr.regions.guard import default_rules, guard_allows
 
     try:
         e164 = parse_e164("+" + digits)
@@ -117,8 +118,11 @@ def destination_allowed(call: CallContext, digits: str,
         return False, "number is on the do-not-call list"
     try:
         rules = default_rules(call.settings.regions)
+        if caller_id:
+            # The pool file is the truth about which numbers may be presented.
+            sync_pool(call.db, load_pool(call.settings.numbers))
     except YamlConfigError as exc:
-        return False, f"region rules do not load: {exc}"
+        return False, f"configuration does not load: {exc}"
     return guard_allows(e164, rules=rules, db=call.db, caller_id=caller_id or None)
 
 

@@ -21,7 +21,10 @@ from ivr.config import PROJECT_ROOT, Settings
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
 DIALPLANS_DIR = PROJECT_ROOT / "dialplans"
 CONF_FILES = ("asterisk.conf", "modules.conf", "pjsip.conf", "manager.conf", "rtp.conf",
-              "logger.conf", "extensions.conf")
+              "logger.conf", "extensions.conf", "amd.conf")
+# Configs of core subsystems we do not use, rendered minimal to keep the log meaningful.
+QUIET_FILES = ("cdr.conf", "cel.conf", "features.conf", "acl.conf", "udptl.conf", "ccss.conf",
+               "pjproject.conf", "indications.conf")
 SUBDIRS = ("etc", "lib", "keys", "data", "agi-bin", "spool", "run", "log")
 
 
@@ -104,6 +107,8 @@ def render(settings: Settings) -> Path:
     for name in CONF_FILES:
         text = env.get_template(name + ".j2").render(**values)
         _write(etc / name, text, 0o600 if name == "manager.conf" else 0o644)
+    for name in QUIET_FILES:
+        _write(etc / name, env.get_template("quiet.conf.j2").render(name=name), 0o644)
     wrapper = run / "agi-bin" / "ivr-agi"
     _write(wrapper, env.get_template("ivr-agi.sh.j2").render(**values), 0o755)
     return etc / "asterisk.conf"

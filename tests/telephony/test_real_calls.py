@@ -35,7 +35,7 @@ def dial(bed: Bed, number: str) -> DialResult:
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(bed.settings) as originator:
             return await originator.dial(DialRequest(phone="+" + number,
-                                                     caller_id="+8610000001"))
+                                                     caller_id="+862150001001"))
 
     return asyncio.run(run())
 
@@ -50,7 +50,7 @@ def test_dtmf_answer_is_stored(tmp_path: Path, transport: str) -> None:
         call = bed.call_row(result.uniqueid)
         assert call["transport"] == transport
         assert call["phone"] == "+" + SATISFIED
-        assert call["caller_id"] == "+8610000001"
+        assert call["caller_id"] == "+862150001001"
         assert call["state"] == "completed", bed.diagnostics()
         assert call["satisfied"] == 1
         assert call["started_at"] and call["ended_at"]

@@ -20,7 +20,7 @@ XINJIANG_MOBILE = "8613999123456"  # geocoded Urumqi, Xinjiang by phonenumbers
 def originate_by_hand(bed: Bed, number: str) -> DialResult:
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(bed.settings) as o:
-            return await o.dial(DialRequest(phone="+" + number, caller_id="+8610000001"))
+            return await o.dial(DialRequest(phone="+" + number, caller_id="+862150001001"))
 
     return asyncio.run(run())
 
