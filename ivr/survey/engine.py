@@ -18,6 +18,7 @@ instead of asking again. (A script that revisits an answered question would be r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,7 +152,9 @@ class SurveyRun:
             row = self.rec.get() or {}
         else:
             missing = {k: v for k, v in (("script", self.script.name),
-                                         ("language", self.language)) if not row.get(k)}
+                                         ("language", self.language),
+                                         ("context", json.dumps(self.context, ensure_ascii=False)))
+                       if not row.get(k)}
             if missing:
                 self.rec.update(**missing)
         for f in RESULT_FIELDS:

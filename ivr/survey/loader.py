@@ -146,6 +146,10 @@ class _Checker:
         self.problems.append(Problem(self.file, self.line(path), where_of(path), message))
 
     def model(self, cls: type[M], data: Any, path: Path_) -> M | None:
+        if data is not None and not isinstance(data, dict):
+            fields = ", ".join(list(cls.model_fields)[:4])
+            self.add(path, f"must be a mapping ({fields}, ...), not {data!r}")
+            return None
         try:
             return cls.model_validate(data if data is not None else {})
         except ValidationError as exc:
@@ -236,7 +240,7 @@ def _build(ck: _Checker, data: dict[str, Any], path: Path) -> tuple[Script | Non
             globals_[str(name)] = spec
     nodes: dict[str, Node] = {}
     raw_nodes = _mapping(ck, data.get("nodes"), ("nodes",))
-    if not raw_nodes:
+    if not raw_nodes and isinstance(data.get("nodes"), dict | None):
         ck.add(("nodes",), "no nodes: a script needs at least a start node")
     broken: set[str] = set()
     for name, raw in raw_nodes.items():

@@ -127,7 +127,7 @@ KIND_FIELDS: dict[str, set[str]] = {
         "intents", "globals", "noinput", "nomatch", "max_noinput", "max_nomatch",
         "dtmf_reprompt", "fallback", "max_digits", "timeout_s",
     },
-    "open": COMMON_FIELDS | {"next", "max_s", "timeout_s"},
+    "open": COMMON_FIELDS | {"next", "max_s"},
     "transfer": COMMON_FIELDS | {"target", "variables", "outcome"},
     "end": COMMON_FIELDS | {"outcome", "hangup"},
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlite_utils
 from survey_helpers import ORDERS
 
 from ivr.survey.dialog import Question
@@ -61,3 +62,16 @@ def test_match_text_ambiguous_is_no_match() -> None:
 def test_dtmf_patterns() -> None:
     q = question(dtmf_patterns=(("(0[0-9]|1[0-9]|2[0-3])", "hour"),), max_digits=2)
     assert [q.match_dtmf(d) for d in ("1", "20", "24", "")] == ["yes", "hour", None, None]
+
+
+def test_order_context_reads_the_orders_table(db: sqlite_utils.Database) -> None:
+    from ivr.store import now_iso
+    from ivr.survey.orders import order_context
+
+    db.table("orders").insert({"order_id": "A-9", "phone": "+8613900000009", "product": "橙子",
+                         "price": 19.9, "platform": "快乐购", "extra": '{"city": "南京"}',
+                         "imported_at": now_iso()})
+    ctx = order_context(db, "A-9", platform="新平台", host=None)
+    assert ctx["product"] == "橙子" and ctx["price"] == 19.9 and ctx["city"] == "南京"
+    assert ctx["platform"] == "新平台" and "imported_at" not in ctx and "extra" not in ctx
+    assert order_context(db, "missing", phone="+1") == {"phone": "+1"}
