@@ -312,9 +312,17 @@ class CampaignDialer:
         if verdict is not None and not verdict.allowed:
             self._close(row, "skipped", None, verdict.reason or "region rule")
             return
-        caller_id = row.get("caller_id") or (verdict.caller_id if verdict else None) or (
-            self.caller_id_picker(row["phone"]) if self.caller_id_picker else None) \
-            or self.default_caller_id
+        try:  # sticky: a contact keeps the caller ID of its first attempt
+            caller_id = row.get("caller_id") or (verdict.caller_id if verdict else None) or (
+                self.caller_id_picker(row["phone"]) if self.caller_id_picker else None) \
+                or self.default_caller_id
+        except Exception as exc:  # e.g. the pool has no usable number now: try again later
+            self.stats.deferred_by_policy += 1
+            later = now + timedelta(seconds=self.policy.config.retry.backoff_s.failed)
+            self.db.execute("UPDATE contacts SET next_attempt_at = ?, skip_reason = ?, "
+                            "updated_at = ? WHERE id = ?",
+                            [iso(later), f"no caller ID: {exc}", now_iso(), row["id"]])
+            return
         trunk = (verdict.trunk if verdict and verdict.trunk else None) or row.get("trunk") \
             or self.default_trunk
         with transaction(self.db):

@@ -11,19 +11,20 @@ prefix) takes the fast path; elsewhere ``number_info`` is asked once per prefix.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import geocoder
-from phonenumbers import timezone as tzdata
 from phonenumbers.geodata import GEOCODE_DATA, GEOCODE_LONGEST_PREFIX
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from ivr.phone import InvalidNumber, number_info
 
 # Country codes whose mobile numbers libphonenumber geocodes by prefix like fixed lines (China);
 # every other country goes through number_info (once per prefix).
 FAST_COUNTRIES = frozenset({86})
-_KEY = 1 + max(GEOCODE_LONGEST_PREFIX, tzdata.TIMEZONE_LONGEST_PREFIX)  # '+' and the digits
+_KEY = 1 + max(GEOCODE_LONGEST_PREFIX, TIMEZONE_LONGEST_PREFIX)  # '+' and the digits
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -52,7 +53,7 @@ def _country_code(digits: str) -> int | None:
 _TABLE_LENGTHS: dict[tuple[str, str], tuple[int, ...]] = {}
 
 
-def _longest(table_name: str, table: dict[str, object], digits: str, cc: str) -> object | None:
+def _longest(table_name: str, table: Mapping[str, object], digits: str, cc: str) -> object | None:
     """The entry of the longest prefix of ``digits`` in ``table`` (as libphonenumber does),
     trying only the key lengths that exist for that country code."""
     lengths = _TABLE_LENGTHS.get((table_name, cc))
@@ -97,7 +98,7 @@ class PrefixGeo:
             except InvalidNumber:
                 return "", ()
             return info.region, info.timezones
-        found = _longest("tz", tzdata.TIMEZONE_DATA, digits, str(cc))
+        found = _longest("tz", TIMEZONE_DATA, digits, str(cc))
         zones = tuple(z for z in found if z != "Etc/Unknown") if isinstance(found, tuple) else ()
         description = ""
         if not digits[len(str(cc)):].startswith("0"):

@@ -30,7 +30,9 @@ from ivr.store import now_iso
 
 # Hooks another package may inject (region rules, caller-ID pool).
 RegionDecider = Callable[[str], Any]  # phone -> decision-like (see decision_allows) or None
-CallerIdPicker = Callable[[str], "str | None"]  # phone -> caller ID (None: the default)
+# phone -> caller ID (None: the default). Given to the planner it assigns at plan time; given to
+# the dialer (usual) it assigns at the first dial. Either way the contact keeps it.
+CallerIdPicker = Callable[[str], "str | None"]
 
 PLANNING, PLANNED, RUNNING, PAUSED, DONE, STOPPED = (
     "planning", "planned", "running", "paused", "done", "stopped")
@@ -108,11 +110,10 @@ def plan_campaign(db: sqlite_utils.Database, name: str, *, script: str,
     start = max(reference, starts_at or reference)
     cid = campaign_id or new_campaign_id(name)
     result = PlanResult(campaign_id=cid, name=name)
-    db["campaigns"].insert({
-        "id": cid, "name": name, "script": script, "language": language, "status": PLANNING,
-        "policy": policy_json(policy, segments), "created_at": now_iso(),
-        "starts_at": iso(start), "ends_at": iso(ends_at) if ends_at else None,
-    })
+    db.execute("INSERT INTO campaigns (id, name, script, language, status, policy, created_at, "
+               "starts_at, ends_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               [cid, name, script, language, PLANNING, policy_json(policy, segments), now_iso(),
+                iso(start), iso(ends_at) if ends_at else None])
     cache = [db.conn.execute(f"PRAGMA {d}.cache_size").fetchone()[0] for d in ("main", "temp")]
     db.conn.execute(f"PRAGMA main.cache_size = {-PLAN_CACHE_KIB}")
     db.conn.execute(f"PRAGMA temp.cache_size = {-PLAN_CACHE_KIB}")

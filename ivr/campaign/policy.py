@@ -57,23 +57,23 @@ class TimeRange(Strict):
 class Caps(Strict):
     """Attempts per number, across campaigns; null = no cap (0 would forbid every call)."""
 
-    per_day: int | None = Field(2, ge=1)  # per calendar day in the callee's local time
-    per_window: int | None = Field(3, ge=1)  # per rolling window of window_days
-    window_days: int = Field(7, ge=1, le=365)
+    per_day: int | None = Field(default=2, ge=1)  # per calendar day in the callee's local time
+    per_window: int | None = Field(default=3, ge=1)  # per rolling window of window_days
+    window_days: int = Field(default=7, ge=1, le=365)
 
 
 class Backoff(Strict):
-    busy: float = Field(1800, ge=0)
-    no_answer: float = Field(3600, ge=0)
-    congestion: float = Field(600, ge=0)
-    failed: float = Field(900, ge=0)
+    busy: float = Field(default=1800, ge=0)
+    no_answer: float = Field(default=3600, ge=0)
+    congestion: float = Field(default=600, ge=0)
+    failed: float = Field(default=900, ge=0)
 
 
 class Retry(Strict):
-    max_attempts: int = Field(3, ge=1, le=20)  # per contact, all outcomes together
+    max_attempts: int = Field(default=3, ge=1, le=20)  # per contact, all outcomes together
     backoff_s: Backoff = Backoff()
-    multiplier: float = Field(2.0, ge=1.0, le=10.0)
-    max_backoff_s: float = Field(86400, ge=0)
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_backoff_s: float = Field(default=86400, ge=0)
     no_retry_sip: list[int] = [603, 607, 608]
     no_retry_q850: list[int] = [21]
 
@@ -83,9 +83,9 @@ class Retry(Strict):
 
 
 class Breaker(Strict):
-    window: int = Field(20, ge=1)  # the last K attempts
-    min_attempts: int = Field(10, ge=1)
-    max_failure_rate: float = Field(0.5, gt=0, le=1)
+    window: int = Field(default=20, ge=1)  # the last K attempts
+    min_attempts: int = Field(default=10, ge=1)
+    max_failure_rate: float = Field(default=0.5, gt=0, le=1)
     failure_outcomes: list[Literal["answered", "busy", "no_answer", "rejected", "congestion",
                                    "failed"]] = ["failed", "congestion"]
 
@@ -97,13 +97,13 @@ class Breaker(Strict):
 
 
 class DialerSettings(Strict):
-    max_concurrent: int = Field(10, ge=1, le=1000)
-    cps: float = Field(2.0, gt=0, le=500)
-    ring_timeout_s: int = Field(30, ge=5, le=300)
+    max_concurrent: int = Field(default=10, ge=1, le=1000)
+    cps: float = Field(default=2.0, gt=0, le=500)
+    ring_timeout_s: int = Field(default=30, ge=5, le=300)
 
 
 class Selection(Strict):
-    days: int = Field(30, ge=1, le=3650)
+    days: int = Field(default=30, ge=1, le=3650)
     # SQL LIKE patterns per order field; a phone with any matching order is a test/internal account.
     exclude_like: dict[str, list[str]] = {}
 

@@ -99,7 +99,7 @@ class Rule(Strict):
 
 
 class SegmentsConfig(Strict):
-    rfm_quantiles: int = Field(5, ge=2, le=10)
+    rfm_quantiles: int = Field(default=5, ge=2, le=10)
     default_segment: str
     segments: dict[str, Segment] = Field(min_length=1)
     rules: list[Rule] = []
@@ -161,6 +161,8 @@ class SegmentsConfig(Strict):
             whens.append(f"WHEN {' AND '.join(conds) or '1'} THEN ?")
             params.append(rule.segment)
         params.append(self.default_segment)
+        if not whens:
+            return "?", params
         return f"CASE {' '.join(whens)} ELSE ? END", params
 
 

@@ -56,7 +56,7 @@ def select(db: sqlite_utils.Database, *, reference: datetime, days: int,
                  f"FROM orders NOT INDEXED WHERE {test_where}", params)
     # One row per phone: its latest order (max over "time || id", whose row SQLite's bare
     # columns then come from), order count and money over the history, order ids in the window.
-    conn.execute(f"""
+    conn.execute("""
         CREATE TEMP TABLE campaign_cand AS
         SELECT phone, max(order_time || order_id) AS latest_key, order_id, category, price,
                order_time, substr(order_time, 1, 10) AS day, count(*) AS f,

@@ -1,0 +1,229 @@
+"""``ivr campaign``: import | plan | run | status | pause | resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ivr.campaign import dialer as dialer_mod
+from ivr.campaign.importer import ImportFileError, import_orders
+from ivr.campaign.planner import plan_campaign
+from ivr.campaign.policy import load_policy
+from ivr.campaign.segments import load_segments
+from ivr.campaign.yamlcfg import CampaignConfigError
+from ivr.cli import settings_from
+from ivr.config import PROJECT_ROOT
+from ivr.store import open_db
+
+DEFAULT_SEGMENTS = PROJECT_ROOT / "config" / "segments.yaml"
+DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
+console = Console()
+
+
+def _db(ctx: click.Context) -> Any:
+    return open_db(settings_from(ctx).db_path)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def parse_when(text: str, tz: str = "Asia/Shanghai") -> datetime:
+    """'2025-06-30' (end of that day, exclusive: next midnight in ``tz``) or an ISO date-time."""
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz))
+            return (day + timedelta(days=1)).astimezone(UTC)
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a date (2025-06-30) or ISO date-time") from exc
+    return (dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))).astimezone(UTC)
+
+
+@click.group()
+def campaign() -> None:
+    """Import orders, plan a campaign, run the dialer, watch and control it."""
+
+
+@campaign.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejects CSV (default: FILE.rejects.csv).")
+@click.option("--region", default="CN", show_default=True,
+              help="Country for phone numbers written without +country code.")
+@click.option("--tz", "tz", default="Asia/Shanghai", show_default=True,
+              help="Time zone of order times written without an offset.")
+@click.pass_context
+def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str,
+               tz: str) -> None:
+    """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV."""
+    db = _db(ctx)
+    size = file.stat().st_size or 1
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"importing {file.name}", total=size)
+            summary = import_orders(db, file, rejects_path=rejects, region=region,
+                                    default_tz=tz,
+                                    progress=lambda done: bar.update(task, completed=done))
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
+                  f"{summary.unchanged} unchanged, {summary.duplicates} repeated in the file, "
+                  f"[bold]{summary.rejected} rejected[/bold] -> {summary.rejects_file}")
+    for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
+        console.print(f"  {n:>7}  {reason}")
+    click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+
+
+@campaign.command()
+@click.argument("name")
+@click.option("--script", required=True, help="Survey script the calls run.")
+@click.option("--language", default=None, help="Survey language (default: settings).")
+@click.option("--days", type=click.IntRange(1, 3650), help="Orders of the last N days "
+              "(default: the policy's selection.days, 30).")
+@click.option("--segments", "segments_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_SEGMENTS, show_default=True)
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_POLICY, show_default=True)
+@click.option("--starts", help="No call before this (date or ISO date-time; default now).")
+@click.option("--ends", help="Campaign end: no call from then on (date = end of that day).")
+@click.option("--reference", help="The 'now' of the order window (default now).")
+@click.pass_context
+def plan(ctx: click.Context, name: str, script: str, language: str | None, days: int | None,
+         segments_path: Path, policy_path: Path, starts: str | None, ends: str | None,
+         reference: str | None) -> None:
+    """Select, segment and schedule buyers into a new campaign NAME."""
+    settings = settings_from(ctx)
+    try:
+        policy = load_policy(policy_path)
+        segments = load_segments(segments_path)
+    except CampaignConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db = open_db(settings.db_path)
+    with _progress() as bar:
+        task = bar.add_task(f"planning {name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = plan_campaign(
+            db, name, script=script, language=language or settings.language, policy=policy,
+            segments=segments, days=days,
+            reference=parse_when(reference) if reference else None,
+            starts_at=parse_when(starts) if starts else None,
+            ends_at=parse_when(ends) if ends else None,
+            trunk=settings.trunk.name, progress=progress)
+    console.print(f"campaign [bold]{result.campaign_id}[/bold]: {result.contacts} contacts "
+                  f"({result.pending} pending, {result.skipped} skipped), "
+                  f"{result.excluded_dnc} on the do-not-call list and "
+                  f"{result.excluded_test_phones} test/internal numbers left out, "
+                  f"{result.seconds:.1f} s")
+    click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+
+
+@campaign.command()
+@click.argument("campaign_id")
+@click.option("--max-concurrent", type=click.IntRange(1, 1000), help="Default: the policy's.")
+@click.option("--cps", type=click.FloatRange(0.01, 500), help="Calls per second (default: "
+              "the policy's).")
+@click.option("--until-idle", is_flag=True, help="Return when nothing is due now instead of "
+              "waiting for later calling windows.")
+@click.pass_context
+def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: float | None,
+        until_idle: bool) -> None:
+    """Dial the campaign (Ctrl-C: finish calls in progress, then stop)."""
+    settings = settings_from(ctx)
+    db = open_db(settings.db_path)
+    from ivr.dialer.ami import AmiOriginator  # the AMI stack loads only for real dialing
+
+    async def go() -> dialer_mod.DialerStats:
+        async with AmiOriginator.from_settings(settings) as originator:
+            d = dialer_mod.CampaignDialer(
+                db, campaign_id, originator, max_concurrent=max_concurrent, cps=cps,
+                default_caller_id=settings.trunk.caller_id, default_trunk=settings.trunk.name,
+                stop_when_idle=until_idle)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, d.stop)
+            return await d.run()
+
+    try:
+        stats = asyncio.run(go())
+    except (CampaignConfigError, dialer_mod.CampaignError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"campaign {campaign_id}: {stats.status}"
+                  + (f" ({stats.reason})" if stats.reason else ""))
+    click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
+
+
+@campaign.command()
+@click.argument("campaign_id")
+@click.pass_context
+def status(ctx: click.Context, campaign_id: str) -> None:
+    """Contacts by state and outcome, attempts by outcome."""
+    db = _db(ctx)
+    try:
+        camp = dialer_mod.get_campaign(db, campaign_id)
+    except dialer_mod.CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
+                  + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
+    console.print(f"script {camp['script']}, language {camp['language']}, "
+                  f"ends {camp.get('ends_at') or '-'}")
+    table = Table("state", "final outcome", "segment", "contacts", "attempts", "next call")
+    for row in db.execute(
+            "SELECT state, coalesce(final_outcome, ''), segment, count(*), sum(attempts), "
+            "min(next_attempt_at) FROM contacts WHERE campaign_id = ? "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", [campaign_id]):
+        table.add_row(*(str(v) if v is not None else "-" for v in row))
+    console.print(table)
+    att = Table("attempt outcome", "sip", "q850", "attempts")
+    for row in db.execute(
+            "SELECT coalesce(outcome, state), sip_code, q850_cause, count(*) FROM attempts "
+            "WHERE campaign_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC", [campaign_id]):
+        att.add_row(*(str(v) if v is not None else "-" for v in row))
+    console.print(att)
+    skipped = list(db.execute(
+        "SELECT skip_reason, count(*) FROM contacts WHERE campaign_id = ? AND skip_reason IS "
+        "NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 10", [campaign_id]))
+    if skipped:
+        why = Table("skip reason", "contacts")
+        for reason, n in skipped:
+            why.add_row(str(reason), str(n))
+        console.print(why)
+
+
+@campaign.command()
+@click.argument("campaign_id")
+@click.pass_context
+def pause(ctx: click.Context, campaign_id: str) -> None:
+    """Start no new calls (calls in progress finish)."""
+    try:
+        dialer_mod.pause(_db(ctx), campaign_id)
+    except dialer_mod.CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"campaign {campaign_id} paused")
+
+
+@campaign.command()
+@click.argument("campaign_id")
+@click.pass_context
+def resume(ctx: click.Context, campaign_id: str) -> None:
+    """Let a paused (or breaker-stopped) campaign dial again."""
+    try:
+        previous = dialer_mod.resume(_db(ctx), campaign_id)
+    except dialer_mod.CampaignError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"campaign {campaign_id} running again (was {previous})")
