@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ivr.agi.channel import AGIHangup
 from ivr.store import CALL_COMPLETED, CALL_ERROR, CALL_HANGUP, CallRecorder, add_dnc, now_iso
 from ivr.survey.callback import callback_time
 from ivr.survey.dialog import Dialog, DialogHangup, Question
@@ -125,7 +126,7 @@ class SurveyRun:
                 else:
                     return await self._end(name, node)
             raise SurveyError(f"node {node_name!r} has no next node")
-        except DialogHangup:
+        except (DialogHangup, AGIHangup):  # a dialog may let the channel's own hangup through
             return self._hung_up(node_name)
         except SurveyError as exc:
             log.error("survey %s stopped: %s", self.script.name, exc)
@@ -345,7 +346,7 @@ class SurveyRun:
         return RunResult("hangup", self.outcome, node, self.path)
 
     async def _safe_hangup(self) -> None:
-        with contextlib.suppress(DialogHangup):
+        with contextlib.suppress(DialogHangup, AGIHangup):
             await self.dialog.hangup()
 
 

@@ -118,11 +118,14 @@ def _full_run_actions(script: Script, answers: list[str], db: sqlite_utils.Datab
     return probe.actions
 
 
+@pytest.mark.parametrize("lang", ["cmn", "ko"])
 @pytest.mark.parametrize("answers", [
     FULL, ["1", "建议", "2"], ["7", "20"], ["9"], ["0"], ["-", "-", "-"],
 ], ids=["unhappy", "happy", "callback", "opt_out", "agent", "silent"])
 def test_hangup_at_every_step_leaves_a_consistent_record(
-        answers: list[str], cmn: Script, db: sqlite_utils.Database) -> None:
+        answers: list[str], lang: str, scripts: dict[str, Script],
+        db: sqlite_utils.Database) -> None:
+    cmn = scripts[lang]
     steps = _full_run_actions(cmn, answers, db)
     assert steps >= 2
     for step in range(1, steps + 1):
@@ -227,3 +230,15 @@ def test_callback_uses_the_contact_timezone(cmn: Script, db: sqlite_utils.Databa
 def test_parse_hour() -> None:
     assert [parse_hour("7", None), parse_hour("23#", None), parse_hour(None, "8 点"),
             parse_hour(None, "明天"), parse_hour("24", None)] == [7, 23, 8, None, None]
+
+
+def test_a_raw_agi_hangup_is_a_hangup_too(cmn: Script, db: sqlite_utils.Database) -> None:
+    from ivr.agi.channel import AGIHangup
+
+    class Raw(ScriptedDialog):
+        async def ask(self, question: Question) -> TurnResult:
+            raise AGIHangup("511")
+
+    result, rec = run(cmn, Raw([]), db)
+    assert result.ended_by == "hangup"
+    assert (results(rec)["state"], results(rec)["current_node"]) == ("hangup", "satisfaction")
