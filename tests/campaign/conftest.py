@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
