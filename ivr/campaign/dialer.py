@@ -253,12 +253,13 @@ class CampaignDialer:
             await asyncio.sleep(timeout)
 
     async def _pace(self) -> None:
+        """At least 1/cps between two call starts (a late start never lets the next catch up:
+        the carrier's limit is what counts, not the average)."""
         loop = asyncio.get_running_loop()
-        slot = max(loop.time(), self._next_slot)
-        self._next_slot = slot + 1.0 / self.cps
-        delay = slot - loop.time()
+        delay = self._next_slot - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        self._next_slot = loop.time() + 1.0 / self.cps
 
     async def _health(self) -> None:
         assert self.health_hook is not None

@@ -37,9 +37,10 @@ def test_import_plan_status_pause_resume(tmp_path: Path, h: Any, monkeypatch: An
     assert r.exit_code == 0 and "planned" in r.output and "mothers" in r.output, r.output
     assert runner.invoke(root, ["campaign", "pause", cid]).exit_code == 0
     db = open_db(tmp_path / "home" / "ivr.db")
-    assert db["campaigns"].get(cid)["status"] == "paused"
+    status = "SELECT status FROM campaigns WHERE id = ?"
+    assert db.execute(status, [cid]).fetchone()[0] == "paused"
     assert runner.invoke(root, ["campaign", "resume", cid]).exit_code == 0
-    assert db["campaigns"].get(cid)["status"] == "running"
+    assert db.execute(status, [cid]).fetchone()[0] == "running"
     bad = runner.invoke(root, ["campaign", "status", "nope"])
     assert bad.exit_code != 0 and "no campaign 'nope'" in bad.output
 

@@ -83,7 +83,8 @@ def oracle(pol: PolicyConfig, seg: SegmentsConfig, zones: tuple[str, ...], t: da
     return True
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configs(), zones=st.sampled_from(ZONE_SETS), now=NOW,
        ago=st.lists(st.floats(0, 10 * 24 * 3600), max_size=6), dnc=st.booleans(),
        ends_in=st.one_of(st.none(), st.floats(0, 20 * 24 * 3600)))
