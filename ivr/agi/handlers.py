@@ -1,6 +1,6 @@
 """The AGI handlers the dialplans call, registered by name.
 
-``survey``  the conversation with an answered customer
+``survey``  the conversation with an answered customer (:mod:`ivr.agi.survey`)
 ``guard``   refuses a destination the rules forbid (called before dialing, fail closed)
 ``hangup``  the h extension: records the final state whatever happened before
 ``failed``  the dialplan's failure path when the survey AGI could not run
@@ -15,7 +15,6 @@ import logging
 from ivr.agi.channel import AGIChannel
 from ivr.agi.registry import CallContext, handler
 from ivr.phone import InvalidNumber, parse_e164
-from ivr.prompts import prompt_file
 from ivr.store import CALL_COMPLETED, CALL_FAILED, CALL_HANGUP, is_dnc
 
 log = logging.getLogger(__name__)
@@ -43,51 +42,6 @@ async def read_call_variables(agi: AGIChannel) -> dict[str, object]:
         if value:
             out[field] = int(value) if field in _INT_FIELDS and value.isdigit() else value
     return out
-
-
-# --- walking skeleton survey (replaced by the script engine in ivr.survey) ----------------------
-SKELETON = {
-    "greeting": "您好，这里是{platform}的客户体验团队。",
-    "question": "请问您对最近的购物满意吗？满意请按一，不满意请按二。",
-    "reprompt": "抱歉，没有收到您的按键。满意请按一，不满意请按二。",
-    "thanks": "感谢您的反馈，再见。",
-}
-SKELETON_KEYS = {"1": "satisfied", "2": "unsatisfied"}
-
-
-async def skeleton_survey(call: CallContext) -> None:
-    agi, settings = call.agi, call.settings
-    rec = call.recorder()
-    fields = await read_call_variables(agi)
-    rec.start(channel=agi.channel_name, transport=call.transport, script="walking_skeleton",
-              language=settings.language, **fields)
-    await agi.answer()
-    rec.update(answered_at=rec.get()["started_at"])  # type: ignore[index]
-
-    def say(key: str) -> str:
-        return prompt_file(settings, SKELETON[key].format(platform=settings.platform))
-
-    await agi.stream_file(say("greeting"))
-    digits, tries = "", 0
-    for prompt in ("question", "reprompt"):
-        tries += 1
-        digits, _timed_out = await agi.get_data(say(prompt), timeout_ms=6000, max_digits=1)
-        if digits in SKELETON_KEYS:
-            break
-    intent = SKELETON_KEYS.get(digits)
-    rec.answer("satisfaction", intent=intent, dtmf=digits or None,
-               input_mode="dtmf" if digits else "none", tries=tries,
-               confidence=1.0 if intent else 0.0)
-    if intent:
-        rec.update(satisfied=1 if intent == "satisfied" else 0)
-    await agi.stream_file(say("thanks"))
-    rec.finish(CALL_COMPLETED, outcome="completed" if intent else "partial")
-    await agi.hangup()
-
-
-@handler("survey")
-async def survey(call: CallContext) -> None:
-    await skeleton_survey(call)
 
 
 @handler("guard")

@@ -97,6 +97,7 @@ def render(settings: Settings) -> Path:
         "secret_file": secret_file(settings),
         "agi": settings.agi,
         "prompts_dir": settings.prompts_dir,
+        "agent_dial": settings.agent_dial,
         "dialplans_dir": DIALPLANS_DIR,
         "dialplan_files": dialplan_files(settings),
         "config_path": effective,

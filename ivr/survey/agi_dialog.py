@@ -99,6 +99,7 @@ class AgiDtmfDialog:
     async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
                      barge_in: bool = True) -> Recording:
         base = self.recordings_dir / f"{self.agi.uniqueid or 'call'}-{node}"
+        base.parent.mkdir(parents=True, exist_ok=True)
         try:
             await self.agi.stream_file(self._file(text, voice), "")
             r = await self.agi.record_file(str(base), self.record_format, "#",
@@ -116,7 +117,8 @@ class AgiDtmfDialog:
     async def transfer(self, target: str, variables: Mapping[str, str]) -> None:
         try:
             for name, value in {"IVR_TRANSFER_TARGET": target, **variables}.items():
-                await self.agi.set_variable(name, value)
+                # "__": the agent's channel inherits the order context through Dial().
+                await self.agi.set_variable(f"__{name}", value)
             await self.agi.command(f"SET CONTEXT {self.agent_context}")
             await self.agi.command(f"SET EXTENSION {target}")
             await self.agi.command("SET PRIORITY 1")

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-PCAP_DIR = Path("/usr/share/sip-tester")
-DTMF_PCAPS = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)},
-              "*": "dtmf_2833_star.pcap", "#": "dtmf_2833_pound.pcap"}
+from ivr.testing.dtmf_pcap import write_press
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Say:
     """Stream an audio file (any format sox reads) to the IVR, then keep going at once."""
 
     audio: Path
-    duration_ms: int = 0  # filled in by the scenario builder
+    background: bool = False  # True: go on with the next action while the audio streams
 
 
 @dataclass(frozen=True)
@@ -134,19 +132,23 @@ class ScenarioBuilder:
             return "".join(out)
         out.append(_ANSWER)
         hung_up = False
+        presses = 0
         for a in c.actions:
             if isinstance(a, Wait):
                 out.append(f'  <pause milliseconds="{a.ms}"/>\n')
             elif isinstance(a, Dtmf):
                 for d in a.digit:
-                    pcap = PCAP_DIR / DTMF_PCAPS[d]
+                    # each press its own RTP timestamp, or Asterisk drops repeats as duplicates
+                    pcap = write_press(d, presses, self.media_dir / f"{c.label}-{presses}.pcap")
+                    presses += 1
                     out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
                                '  <pause milliseconds="300"/>\n')
             elif isinstance(a, Say):
                 ulaw, ms = ulaw_file(a.audio, self.media_dir)
                 out.append(f'  <nop><action><exec rtp_stream="{escape(str(ulaw))},1,0"/>'
                            f'</action></nop>\n')
-                out.append(f'  <pause milliseconds="{ms}"/>\n')
+                if not a.background:
+                    out.append(f'  <pause milliseconds="{ms}"/>\n')
             elif isinstance(a, HangUp):
                 out.append(_SEND_BYE)
                 hung_up = True

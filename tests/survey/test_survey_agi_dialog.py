@@ -91,7 +91,7 @@ def test_dtmf_only_call_of_the_mandarin_script(cmn: Script, db: sqlite_utils.Dat
     assert t.sent[1] == f"GET DATA {prompt} 6000 1"  # extension stripped, 6 s, one key
     assert t.sent[0].endswith(' "0123456789*#"')  # barge-in: any key interrupts the intro
     assert t.sent[6] == f'RECORD FILE {tmp_path}/rec/1700000000.1-suggestions wav "#" 30000 s=3'
-    assert all(voice == "cmn+f3" for _text, voice in tts.calls)
+    assert all(voice == "cmn-friendly-female" for _text, voice in tts.calls)
     assert "丹东草莓" in tts.calls[0][0] and "39.9元" in tts.calls[0][0]
     remedy = [a for a in rec.answers() if a["node"] == "remedy"][0]
     assert (remedy["intent"], remedy["tries"], remedy["dtmf"]) == ("refund", 2, "1")
@@ -105,12 +105,12 @@ def test_transfer_sets_variables_and_continues_in_agent_context(
     result, rec, t, _tts = agi_run(cmn, ["0"], db, tmp_path)
     assert result.ended_by == "transfer" and results(rec)["outcome"] == "transferred"
     sets = [c for c in t.sent if c.startswith("SET ")]
-    assert sets[0] == 'SET VARIABLE IVR_TRANSFER_TARGET "agents"'
-    assert 'SET VARIABLE IVR_ORDER_ID "A-1"' in sets
-    assert 'SET VARIABLE IVR_PRODUCT "丹东草莓"' in sets
-    assert 'SET VARIABLE IVR_PRICE "39.9"' in sets
-    assert 'SET VARIABLE IVR_CALL_ID "1700000000.1"' in sets
-    assert 'SET VARIABLE IVR_SURVEY "platform_satisfaction"' in sets
+    assert sets[0] == 'SET VARIABLE __IVR_TRANSFER_TARGET "agents"'
+    assert 'SET VARIABLE __IVR_ORDER_ID "A-1"' in sets
+    assert 'SET VARIABLE __IVR_PRODUCT "丹东草莓"' in sets
+    assert 'SET VARIABLE __IVR_PRICE "39.9"' in sets
+    assert 'SET VARIABLE __IVR_CALL_ID "1700000000.1"' in sets
+    assert 'SET VARIABLE __IVR_SURVEY "platform_satisfaction"' in sets
     assert sets[-3:] == ["SET CONTEXT ivr-agent", "SET EXTENSION agents", "SET PRIORITY 1"]
     assert "HANGUP" not in t.verbs()
 

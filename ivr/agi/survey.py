@@ -1,0 +1,100 @@
+"""The ``survey`` AGI handler: run the call's survey script through the speech layer.
+
+Which script, language, voice and order come from the channel variables the dialer set
+(IVR_SCRIPT, IVR_LANGUAGE, IVR_VOICE, IVR_ORDER_ID ...), falling back to ``ivr.yaml``. The answers
+are heard by voice (AudioSocket + Vosk, DTMF keys too) when a speech model for the survey language
+is installed, else by DTMF alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ivr.agi.handlers import read_call_variables
+from ivr.agi.registry import CallContext, handler
+from ivr.config import PROJECT_ROOT, Settings
+from ivr.phone import InvalidNumber, number_info
+from ivr.prompts import default_voice, engine, prompt_file
+from ivr.store import add_dnc
+from ivr.survey.agi_dialog import AgiDtmfDialog
+from ivr.survey.dialog import Dialog
+from ivr.survey.engine import SurveyRun
+from ivr.survey.loader import load_script
+from ivr.survey.orders import order_context
+from ivr.survey.script import Script
+
+log = logging.getLogger(__name__)
+
+
+def script_path(settings: Settings, name: str | None) -> Path:
+    """IVR_SCRIPT may be a path or a file name under surveys/."""
+    if not name:
+        return Path(settings.survey)
+    p = Path(name)
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / "surveys" / name
+
+
+def choose_voice(settings: Settings, script: Script, language: str, requested: str | None) -> str:
+    """The segment's voice if it speaks the survey language, else the script's, else a default."""
+    voices = engine(settings).voices
+    for candidate in (requested, script.meta.voice):
+        if candidate and candidate in voices and voices[candidate].language == language:
+            return candidate
+        if candidate and candidate not in voices:
+            log.warning("voice profile %r is not defined in %s", candidate,
+                        settings.speech.voices_dir)
+    return default_voice(settings, language)
+
+
+def call_context(call: CallContext, fields: dict[str, Any]) -> dict[str, Any]:
+    phone = str(fields.get("phone") or "")
+    timezone = None
+    try:
+        zones = number_info(phone).timezones if phone else ()
+        timezone = zones[0] if zones else None
+    except InvalidNumber:
+        pass
+    return order_context(call.db, str(fields.get("order_id") or "") or None, phone=phone or None,
+                         platform=call.settings.platform, timezone=timezone)
+
+
+def make_dialog(call: CallContext, language: str, voice: str, source: Path) -> Dialog:
+    settings = call.settings
+    from ivr.survey.voice_dialog import voice_dialog_for
+
+    voice_dialog = voice_dialog_for(call, language, voice, str(source))
+    if voice_dialog is not None:
+        return voice_dialog
+    return AgiDtmfDialog(
+        call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
+        recordings_dir=settings.recordings_dir, default_voice=voice)
+
+
+@handler("survey")
+async def survey(call: CallContext) -> None:
+    """Run the survey script of this call (DTMF and, with a speech model, voice answers)."""
+    agi, settings = call.agi, call.settings
+    fields = await read_call_variables(agi)
+    path = script_path(settings, str(fields.get("script") or ""))
+    script = load_script(path)
+    language = str(fields.get("language") or script.language)
+    voice = choose_voice(settings, script, language, str(fields.get("voice") or "") or None)
+    rec = call.recorder()
+    context = call_context(call, fields)
+    fields.update(script=script.meta.name, language=language, voice=voice)
+    rec.start(channel=agi.channel_name, transport=call.transport, context=context, **fields)
+    await agi.answer()
+    rec.update(answered_at=rec.get()["started_at"])  # type: ignore[index]
+    phone = str(fields.get("phone") or "")
+    run = SurveyRun(
+        script, context, make_dialog(call, language, voice, path), rec, language=language, voice=voice,
+        dnc_callback=(lambda reason: add_dnc(call.db, phone, reason, "survey")) if phone else None)
+    result = await run.run()
+    log.info("call %s survey ended by %s at %s (%s)", call.call_id, result.ended_by, result.node,
+             result.outcome)
+    if result.ended_by != "transfer":
+        await agi.hangup()

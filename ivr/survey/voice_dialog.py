@@ -1,0 +1,202 @@
+"""The survey over a real call with voice answers: AudioSocket turns + Vosk grammars + DTMF.
+
+ask       one AudioSocket turn: the prompt streams to the caller while the caller's audio streams
+          into a :class:`~ivr.speech.recognizer.TurnRecognizer` (grammar of the question). Speech
+          during the prompt stops it (barge-in, when the question allows it); the turn ends on the
+          recogniser's endpoint, a key press (AudioSocket DTMF) or no input. An unsure recognition
+          is a no-match: the engine asks again, then falls back to keys.
+say, record, transfer, hangup and keys-only questions go through :class:`AgiDtmfDialog`.
+
+The AudioSocket server and the speech model live once per process (FastAGI daemon or classic AGI
+process); each call gets its own recogniser per turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ivr.speech.audiosocket import AudioSocketServer, Turn, TurnOutcome
+from ivr.speech.grammar import GrammarError, question_grammar
+from ivr.speech.models import LoadedModel, ModelError, get_model
+from ivr.speech.recognizer import TurnEvent, TurnRecognizer
+from ivr.speech.tts import TtsEngine
+from ivr.survey.agi_dialog import AgiDtmfDialog
+from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
+
+if TYPE_CHECKING:
+    from ivr.agi.registry import CallContext
+
+log = logging.getLogger(__name__)
+
+_server: AudioSocketServer | None = None
+_server_lock = asyncio.Lock()
+
+
+async def audiosocket_server(host: str = "127.0.0.1") -> AudioSocketServer:
+    """The process's AudioSocket server, started on first use on a free loopback port."""
+    global _server
+    async with _server_lock:
+        if _server is None:
+            server = AudioSocketServer(host=host, port=0)
+            await server.start()
+            _server = server
+        return _server
+
+
+class WallClockListener:
+    """Adapts a TurnRecognizer to AudioSocket turns with a wall-clock no-input timer.
+
+    AudioSocket delivers frames only while the far end sends RTP, so counting frames cannot
+    measure silence; the timer starts when the prompt ends (or at once without a prompt).
+    """
+
+    def __init__(self, recognizer: TurnRecognizer, no_input_ms: int) -> None:
+        self.rec = recognizer
+        self.no_input_ms = no_input_ms
+        self.deadline: float | None = None
+        self.speech_started_at: float | None = None
+        self.speech_ended_at: float | None = None
+
+    def prompt_ended(self) -> None:
+        self.deadline = time.monotonic() + self.no_input_ms / 1000
+
+    def feed(self, pcm: bytes) -> str | None:
+        event = self.rec.feed(pcm)
+        now = time.monotonic()
+        if event is TurnEvent.SPEECH_START:
+            self.speech_started_at = now
+            return "speech_start"
+        if event is TurnEvent.END:
+            self.speech_ended_at = now
+            return "end"
+        if self.rec.state == "waiting" and self.deadline is not None and now > self.deadline:
+            return "no_input"
+        return None
+
+    def result(self) -> Any:
+        return self.rec.result()
+
+
+class AgiVoiceDialog:
+    def __init__(self, dtmf: AgiDtmfDialog, tts: TtsEngine, model: LoadedModel, *,
+                 language: str, source: str, default_voice: str,
+                 end_silence_ms: int = 500) -> None:
+        self.dtmf = dtmf
+        self.agi = dtmf.agi
+        self.tts = tts
+        self.model = model
+        self.language = language
+        self.source = source
+        self.default_voice = default_voice
+        self.end_silence_ms = end_silence_ms
+        self.turns: list[dict[str, Any]] = []  # timings per turn, for benchmarks and logs
+
+    # -- delegated ------------------------------------------------------------------------------
+    async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
+        await self.dtmf.say(text, voice=voice, barge_in=barge_in)
+
+    async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
+                     barge_in: bool = True) -> Recording:
+        return await self.dtmf.record(text, voice=voice, max_s=max_s, node=node,
+                                      barge_in=barge_in)
+
+    async def transfer(self, target: str, variables: Mapping[str, str]) -> None:
+        await self.dtmf.transfer(target, variables)
+
+    async def hangup(self) -> None:
+        await self.dtmf.hangup()
+
+    # -- voice turn -----------------------------------------------------------------------------
+    async def ask(self, question: Question) -> TurnResult:
+        if question.dtmf_only or not question.phrases:
+            return await self.dtmf.ask(question)
+        grammar = question_grammar(dict(question.phrases), self.model, language=self.language,
+                                   question=question.node, source=self.source)
+        no_input_ms = int(question.timeout_s * 1000)
+        rec = TurnRecognizer(self.model, grammar, dict(question.phrases),
+                             end_silence_ms=self.end_silence_ms, no_input_ms=no_input_ms)
+        listener = WallClockListener(rec, no_input_ms)
+        voice = question.voice or self.default_voice
+        prompt = await asyncio.to_thread(self.tts.render_pcm, question.text, voice)
+        server = await audiosocket_server()
+        key = str(uuid.uuid4())
+        future = server.register(key, Turn(prompt=prompt, listener=listener,
+                                           barge_in=question.barge_in, accept_dtmf=True,
+                                           max_listen_ms=no_input_ms + 10_000,
+                                           name=question.node))
+        try:
+            await self.agi.exec("AudioSocket", server.app_args(key))
+        except Exception:
+            server.cancel(key)
+            raise
+        outcome: TurnOutcome = await future
+        self._log_turn(question, outcome, listener)
+        return await self._result(question, outcome)
+
+    async def _result(self, q: Question, outcome: TurnOutcome) -> TurnResult:
+        event = outcome.event
+        if event == "hangup":
+            raise DialogHangup("caller hung up during the question")
+        if event == "dtmf":
+            digits = outcome.dtmf or ""
+            if q.max_digits > 1 and len(digits) < q.max_digits and q.match_dtmf(digits) is None:
+                for _ in range(q.max_digits - len(digits)):
+                    more = await self.agi.wait_for_digit(int(q.timeout_s * 1000))
+                    if not more:
+                        break
+                    digits += more
+            intent = q.match_dtmf(digits)
+            return TurnResult("match" if intent else "nomatch", intent=intent,
+                              confidence=1.0 if intent else 0.0, dtmf=digits, input_mode="dtmf")
+        if event == "end":
+            hyp = outcome.result
+            if hyp is None:
+                return TurnResult("nomatch", input_mode="voice")
+            return TurnResult("match" if hyp.intent else "nomatch", intent=hyp.intent,
+                              confidence=float(hyp.confidence), transcript=hyp.transcript or None,
+                              input_mode="voice",
+                              extra={"reason": hyp.reason, "best_intent": hyp.best_intent})
+        if event in ("no_input", "timeout", "played"):
+            return TurnResult("noinput")
+        # error / no_connect: the audio path failed; keys still work on this call.
+        log.error("voice turn %s failed (%s: %s); asking by keys", q.node, event, outcome.error)
+        return await self.dtmf.ask(q)
+
+    def _log_turn(self, q: Question, outcome: TurnOutcome, listener: WallClockListener) -> None:
+        t = outcome.timings
+        self.turns.append({
+            "node": q.node, "event": outcome.event, "barged_in": outcome.barged_in,
+            "prompt_started": t.prompt_started, "prompt_stopped": t.prompt_stopped,
+            "speech_start": t.speech_start, "speech_end": t.speech_end, "closed": t.closed,
+        })
+
+
+def voice_dialog_for(call: CallContext, language: str, voice: str,
+                     source: str) -> AgiVoiceDialog | None:
+    """A voice dialog when a speech model for ``language`` is installed; None means DTMF only."""
+    from ivr.prompts import engine, prompt_file
+
+    settings = call.settings
+    if settings.speech.input == "dtmf" or language not in settings.speech.models:
+        return None
+    try:
+        model = get_model(language, settings)
+    except ModelError as exc:
+        if settings.speech.input == "voice":
+            raise
+        log.warning("no speech model for %s, answers by keys only: %s", language, exc)
+        return None
+    dtmf = AgiDtmfDialog(call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
+                         recordings_dir=settings.recordings_dir, default_voice=voice)
+    return AgiVoiceDialog(dtmf, engine(settings), model, language=language,
+                          source=source, default_voice=voice)
+
+
+__all__ = ["AgiVoiceDialog", "GrammarError", "WallClockListener", "audiosocket_server",
+           "voice_dialog_for"]
