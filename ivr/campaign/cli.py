@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ivr.callerid.yamlfile import YamlConfigError
 from ivr.campaign import dialer as dialer_mod
 from ivr.campaign.importer import ImportFileError, import_orders
+from ivr.campaign.lease import lease_holder
 from ivr.campaign.planner import plan_campaign
 from ivr.campaign.policy import load_policy
 from ivr.campaign.segments import load_segments
+from ivr.campaign.wiring import queue_region_messages, run_campaign
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.cli import settings_from
 from ivr.config import PROJECT_ROOT
@@ -106,10 +108,13 @@ def plan(ctx: click.Context, name: str, script: str, language: str | None, days:
          reference: str | None) -> None:
     """Select, segment and schedule buyers into a new campaign NAME."""
     settings = settings_from(ctx)
+    from ivr.regions.rules import load_rules
+
     try:
         policy = load_policy(policy_path)
         segments = load_segments(segments_path)
-    except CampaignConfigError as exc:
+        rules = load_rules(settings.regions)
+    except (CampaignConfigError, YamlConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     db = open_db(settings.db_path)
     with _progress() as bar:
@@ -124,13 +129,14 @@ def plan(ctx: click.Context, name: str, script: str, language: str | None, days:
             reference=parse_when(reference) if reference else None,
             starts_at=parse_when(starts) if starts else None,
             ends_at=parse_when(ends) if ends else None,
-            trunk=settings.trunk.name, progress=progress)
+            trunk=settings.trunk.name, progress=progress, region_decider=rules.decide)
+    messages = queue_region_messages(db, result.campaign_id, rules, platform=settings.platform)
     console.print(f"campaign [bold]{result.campaign_id}[/bold]: {result.contacts} contacts "
                   f"({result.pending} pending, {result.skipped} skipped), "
                   f"{result.excluded_dnc} on the do-not-call list and "
                   f"{result.excluded_test_phones} test/internal numbers left out, "
-                  f"{result.seconds:.1f} s")
-    click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+                  f"{result.seconds:.1f} s; {messages} follow-up messages queued instead of calls")
+    click.echo(json.dumps({**result.as_dict(), "region_messages": messages}, ensure_ascii=False))
 
 
 @campaign.command()
@@ -140,29 +146,25 @@ def plan(ctx: click.Context, name: str, script: str, language: str | None, days:
               "the policy's).")
 @click.option("--until-idle", is_flag=True, help="Return when nothing is due now instead of "
               "waiting for later calling windows.")
+@click.option("--health-interval", type=click.FloatRange(0.1, 86400),
+              help="Seconds between caller-ID health checks (default: numbers.yaml "
+              "health.check_interval_s).")
 @click.pass_context
 def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: float | None,
-        until_idle: bool) -> None:
-    """Dial the campaign (Ctrl-C: finish calls in progress, then stop)."""
+        until_idle: bool, health_interval: float | None) -> None:
+    """Dial the campaign through AMI with region rules, caller-ID rotation and health checks
+    (Ctrl-C: finish calls in progress, then stop). One run per campaign at a time."""
     settings = settings_from(ctx)
     db = open_db(settings.db_path)
-    from ivr.dialer.ami import AmiOriginator  # the AMI stack loads only for real dialing
-
-    async def go() -> dialer_mod.DialerStats:
-        async with AmiOriginator.from_settings(settings) as originator:
-            d = dialer_mod.CampaignDialer(
-                db, campaign_id, originator, max_concurrent=max_concurrent, cps=cps,
-                default_caller_id=settings.trunk.caller_id, default_trunk=settings.trunk.name,
-                stop_when_idle=until_idle)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, d.stop)
-            return await d.run()
-
     try:
-        stats = asyncio.run(go())
-    except (CampaignConfigError, dialer_mod.CampaignError) as exc:
+        stats = asyncio.run(run_campaign(
+            settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
+            stop_when_idle=until_idle, health_interval_s=health_interval))
+    except (CampaignConfigError, dialer_mod.CampaignError, YamlConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except (OSError, TimeoutError) as exc:
+        raise click.ClickException(f"cannot reach Asterisk's AMI at {settings.ami.host}:"
+                                   f"{settings.ami.port}: {exc}") from exc
     console.print(f"campaign {campaign_id}: {stats.status}"
                   + (f" ({stats.reason})" if stats.reason else ""))
     click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
@@ -182,6 +184,10 @@ def status(ctx: click.Context, campaign_id: str) -> None:
                   + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
     console.print(f"script {camp['script']}, language {camp['language']}, "
                   f"ends {camp.get('ends_at') or '-'}")
+    holder = lease_holder(db, campaign_id)
+    if holder:
+        console.print(f"dialer: process {holder['pid']} on {holder['host']}, "
+                      f"heartbeat {holder['heartbeat_at']}")
     table = Table("state", "final outcome", "segment", "contacts", "attempts", "next call")
     for row in db.execute(
             "SELECT state, coalesce(final_outcome, ''), segment, count(*), sum(attempts), "

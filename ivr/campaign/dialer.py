@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ivr.campaign.lease import DEFAULT_STALE_S, CampaignLease, LeaseHeld, heartbeat_interval
 from ivr.campaign.planner import (
     DONE,
     PAUSED,
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("pending", "retry", "dialing")
 LOST_DETAIL = "dialer stopped during the attempt; outcome unknown"
 HealthHook = Callable[[], Awaitable[None]]
+# Raises (any exception, its text is the reason) when a caller ID must not be presented now.
+CallerIdCheck = Callable[[str], None]
+# Called with the contact row and the region decision when a region rule rules a call out.
+SkipHook = Callable[[Mapping[str, Any], Any], None]
 
 
 class CampaignError(Exception):
@@ -160,6 +165,9 @@ class CampaignDialer:
                  caller_id_picker: CallerIdPicker | None = None,
                  default_caller_id: str = "+8610000000", default_trunk: str = "carrier",
                  health_hook: HealthHook | None = None, health_interval_s: float = 60.0,
+                 caller_id_check: CallerIdCheck | None = None,
+                 on_region_skip: SkipHook | None = None,
+                 lease_stale_s: float | None = DEFAULT_STALE_S,
                  stop_when_idle: bool = False) -> None:
         self.db = db
         self.campaign_id = campaign_id
@@ -172,6 +180,10 @@ class CampaignDialer:
         self.default_trunk = default_trunk
         self.health_hook = health_hook
         self.health_interval_s = health_interval_s
+        self.caller_id_check = caller_id_check
+        self.on_region_skip = on_region_skip
+        # None: no lease (only for tests that drive two dialers on purpose)
+        self.lease = CampaignLease(db, campaign_id, lease_stale_s) if lease_stale_s else None
         self.stop_when_idle = stop_when_idle
         self.stats = DialerStats()
         self.policy = load_campaign_policy(db, campaign_id)
@@ -200,19 +212,30 @@ class CampaignDialer:
         status = self.status()
         if status in ("planning",):
             raise CampaignError(f"campaign {self.campaign_id} is still being planned")
-        self.recover()
-        if status == PLANNED:
-            set_status(self.db, self.campaign_id, RUNNING)
-        health = asyncio.create_task(self._health()) if self.health_hook else None
+        if self.lease is not None:
+            try:
+                self.lease.acquire(self.clock())
+            except LeaseHeld as exc:
+                raise CampaignError(str(exc)) from exc
         try:
-            await self._loop()
+            self.recover()
+            if status == PLANNED:
+                set_status(self.db, self.campaign_id, RUNNING)
+            tasks = [asyncio.create_task(t) for t in (
+                self._health() if self.health_hook else None,
+                self._heartbeat() if self.lease else None) if t is not None]
+            try:
+                await self._loop()
+            finally:
+                if self._inflight:
+                    await asyncio.gather(*self._inflight, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            if health:
-                health.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await health
+            if self.lease is not None:
+                self.lease.release()
         camp = get_campaign(self.db, self.campaign_id)
         self.stats.status, self.stats.reason = camp["status"], camp.get("status_reason")
         return self.stats
@@ -270,6 +293,19 @@ class CampaignDialer:
             except Exception:  # a broken hook must not stop the campaign
                 log.exception("health hook failed")
 
+    async def _heartbeat(self) -> None:
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(heartbeat_interval(self.lease.stale_s))
+            try:
+                if not self.lease.heartbeat(self.clock()):
+                    log.error("campaign %s: lease taken over by another dialer; stopping",
+                              self.campaign_id)
+                    self.stop()
+                    return
+            except Exception:  # a locked database now and then must not stop the campaign
+                log.exception("lease heartbeat failed")
+
     # ---- database reads ---------------------------------------------------------------------
     def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cur = self.db.execute(sql, params)
@@ -308,15 +344,20 @@ class CampaignDialer:
         if not ok:
             self._defer(row, now, reason)
             return
-        verdict = decision_allows(self.region_decider(row["phone"])) \
-            if self.region_decider else None
+        decision = self.region_decider(row["phone"]) if self.region_decider else None
+        verdict = decision_allows(decision) if self.region_decider else None
         if verdict is not None and not verdict.allowed:
             self._close(row, "skipped", None, verdict.reason or "region rule")
+            if self.on_region_skip is not None:
+                try:
+                    self.on_region_skip(row, decision)
+                except Exception:  # a follow-up that cannot be queued must not stop dialing
+                    log.exception("region skip hook failed for contact %s", row["id"])
             return
-        try:  # sticky: a contact keeps the caller ID of its first attempt
-            caller_id = row.get("caller_id") or (verdict.caller_id if verdict else None) or (
-                self.caller_id_picker(row["phone"]) if self.caller_id_picker else None) \
-                or self.default_caller_id
+        try:
+            caller_id = self._caller_id(row, verdict)
+            if self.caller_id_check is not None:
+                self.caller_id_check(caller_id)  # the last check right before dialing
         except Exception as exc:  # e.g. the pool has no usable number now: try again later
             self.stats.deferred_by_policy += 1
             later = now + timedelta(seconds=self.policy.config.retry.backoff_s.failed)
@@ -353,6 +394,17 @@ class CampaignDialer:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self._inflight))
+
+    def _caller_id(self, row: Mapping[str, Any], verdict: Any) -> str:
+        """A rule's fixed caller ID, else the pool's pick (sticky per callee in the pool, and
+        replaced only when that number left rotation), else the contact's earlier one."""
+        if verdict is not None and verdict.caller_id:
+            return str(verdict.caller_id)
+        if self.caller_id_picker is not None:
+            picked = self.caller_id_picker(row["phone"])
+            if picked:
+                return picked
+        return str(row.get("caller_id") or self.default_caller_id)
 
     async def _dial(self, row: dict[str, Any], attempt_id: int, request: DialRequest) -> None:
         try:

@@ -57,12 +57,22 @@ def queue_followups(db: sqlite_utils.Database, campaign_id: str, config: OutboxC
             data = dict(zip(names, row, strict=True))
             if not any(str(data["skip_reason"]).startswith(p) for p in config.h5_skip_reasons):
                 continue
+            if _has_region_message(db, campaign_id, data["contact_id"]):
+                # the region rule's own message went out instead of the call: one is enough
+                counts["region_message"] += 1
+                continue
             _queue(db, config, counts, kind="h5", phone=data["phone"], campaign_id=campaign_id,
                    contact_id=data["contact_id"],
                    dedup_key=f"h5:{campaign_id}:{data['contact_id']}",
                    fields={**_order_fields(data), "platform": platform,
                            "h5_url": h5_url or config.h5_url or ""})
     return dict(counts)
+
+
+def _has_region_message(db: sqlite_utils.Database, campaign_id: str, contact_id: int) -> bool:
+    return db.execute("SELECT 1 FROM outbox WHERE campaign_id = ? AND contact_id = ? AND "
+                      "kind = 'region_message' LIMIT 1", [campaign_id, contact_id]).fetchone() \
+        is not None
 
 
 def _order_fields(data: dict[str, Any]) -> dict[str, Any]:
