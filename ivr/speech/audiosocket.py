@@ -281,6 +281,7 @@ class _Session:
         self.outcome: TurnOutcome | None = None
         self.listen_deadline: float | None = None
         self.player: asyncio.Task[None] | None = None
+        self.filler: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -308,7 +309,7 @@ class _Session:
                 elif not done and self.outcome is None:
                     self._finish("timeout")
         finally:
-            for task in (self.player, read):
+            for task in (self.player, self.filler, read):
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -349,6 +350,21 @@ class _Session:
         if self.playing:
             self.playing = False
             self.t.prompt_stopped = now_ms()
+        if self.filler is None and self.outcome is None and self.turn.listener is not None:
+            self.filler = asyncio.create_task(self._send_silence())
+
+    async def _send_silence(self) -> None:
+        """Keep sending silence while listening: app_audiosocket gives up after 2 s without
+        activity, which happens when the caller's side sends no RTP (silence suppression)."""
+        frame = encode(KIND_AUDIO, bytes(audio.FRAME_BYTES))
+        start = time.monotonic()
+        i = 0
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            while self.outcome is None:
+                self.writer.write(frame)
+                await self.writer.drain()
+                i += 1
+                await asyncio.sleep(max(0.0, start + i * self.frame_s - time.monotonic()))
 
     def _prompt_done(self) -> None:
         self._stop_prompt()

@@ -119,8 +119,10 @@ class AgiVoiceDialog:
         grammar = question_grammar(dict(question.phrases), self.model, language=self.language,
                                    question=question.node, source=self.source)
         no_input_ms = int(question.timeout_s * 1000)
+        # No-input is timed by the wall clock after the prompt (WallClockListener), never by the
+        # recogniser's frame count, which runs from the first frame of the prompt.
         rec = TurnRecognizer(self.model, grammar, dict(question.phrases),
-                             end_silence_ms=self.end_silence_ms, no_input_ms=no_input_ms)
+                             end_silence_ms=self.end_silence_ms, no_input_ms=24 * 3600 * 1000)
         listener = WallClockListener(rec, no_input_ms)
         voice = question.voice or self.default_voice
         prompt = await asyncio.to_thread(self.tts.render_pcm, question.text, voice)
@@ -170,6 +172,11 @@ class AgiVoiceDialog:
 
     def _log_turn(self, q: Question, outcome: TurnOutcome, listener: WallClockListener) -> None:
         t = outcome.timings
+        hyp = outcome.result
+        log.info("turn %s try %d: %s intent=%s conf=%.2f text=%r why=%s frames=%d barge=%s",
+                 q.node, q.attempt, outcome.event, getattr(hyp, "intent", None),
+                 float(getattr(hyp, "confidence", 0.0) or 0.0), getattr(hyp, "transcript", ""),
+                 getattr(hyp, "reason", ""), outcome.caller_frames, outcome.barged_in)
         self.turns.append({
             "node": q.node, "event": outcome.event, "barged_in": outcome.barged_in,
             "prompt_started": t.prompt_started, "prompt_stopped": t.prompt_stopped,

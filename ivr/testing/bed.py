@@ -135,7 +135,7 @@ class Bed:
     def start_fastagi(self) -> None:
         log = open(self.home / "fastagi.log", "ab")  # noqa: SIM115
         self.agi_proc = subprocess.Popen(
-            [sys.executable, "-m", "ivr", "agi", "serve"], env=self.env(),
+            [sys.executable, "-m", "ivr", "-v", "agi", "serve"], env=self.env(),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 20
