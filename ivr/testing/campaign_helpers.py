@@ -1,0 +1,152 @@
+"""Helpers for real-call campaign tests and the dialer bench (additive; the bed is unchanged).
+
+* :func:`start_customers`: like ``Bed.start_customers``, but a customer bound to one caller ID
+  (``from_user``) that does not match falls through to the next customer for the same number
+  instead of the bed's silent default, so "reject B, answer everyone else" can be stated as
+  ``[Customer(n, reject=603, from_user=B), Customer(n, actions=...)]``.
+* :func:`invites_per_number`: INVITEs per dialed number in sipp's message trace.
+* :func:`all_day_policy` / :func:`all_day_segments`: campaign config files that allow "now".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.testing.bed import LOOPBACK, Bed, free_udp_range
+from ivr.testing.sipp import Customer, ScenarioBuilder, SippCustomer, _ereg
+
+_HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="ivr customers">\n'
+_RECV = """  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local_to"/>
+      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" check_it="true"
+            assign_to="contact_uri"/>
+"""
+
+
+class FallthroughScenario(ScenarioBuilder):
+    """Customers are tried in order; one with ``from_user`` matches only that caller ID."""
+
+    def build(self) -> str:
+        from ivr.testing import sipp
+
+        parts = [_HEAD, _RECV]
+        for i, c in enumerate(self.customers):
+            c.label = f"c{i}"
+            parts.append(_ereg(f"m{i}", f"^INVITE sip:{c.number}@", "msg"))
+            if c.from_user:
+                parts.append(_ereg(f"f{i}", f"sip:\\+?{c.from_user}@", "hdr", header="From:"))
+        parts.append("    </action>\n  </recv>\n")
+        parts.append('  <nop hide="true"><action><log message="call from [$remote_from] to '
+                     '[$local_to] contact [$contact_uri]"/></action></nop>\n')
+        n = len(self.customers)
+        for i, c in enumerate(self.customers):
+            parts.append(f'  <label id="t{i}"/>\n')
+            if c.from_user:
+                parts.append(f'  <nop hide="true" test="m{i}" next="g{i}"/>\n')
+            else:
+                parts.append(f'  <nop hide="true" test="m{i}" next="{c.label}"/>\n')
+        parts.append(f'  <label id="t{n}"/>\n  <nop hide="true" next="default"/>\n')
+        for i, c in enumerate(self.customers):
+            if c.from_user:
+                parts.append(f'  <label id="g{i}"/>\n  <nop hide="true" test="f{i}" '
+                             f'next="{c.label}"/>\n  <nop hide="true" next="t{i + 1}"/>\n')
+        for c in self.customers:
+            parts.append(f'  <label id="{c.label}"/>\n')
+            parts.append(self._branch(c))
+        parts.append('  <label id="default"/>\n')
+        parts.append(self._branch(Customer(number="", actions=())))
+        parts.append(sipp._TAIL)
+        return "".join(parts)
+
+
+class FallthroughSipp(SippCustomer):
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        original = ScenarioBuilder.build
+        ScenarioBuilder.build = FallthroughScenario.build  # type: ignore[method-assign]
+        try:
+            super().start()
+        finally:
+            ScenarioBuilder.build = original  # type: ignore[method-assign]
+
+
+def start_customers(bed: Bed, customers: Sequence[Customer]) -> None:
+    """(Re)start the bed's sipp with fall-through matching of per-caller-ID customers."""
+    if bed.sipp is not None:
+        bed.sipp.stop()
+    bed.sipp = FallthroughSipp(customers, host=LOOPBACK, port=bed.settings.trunk.port,
+                               media_port=free_udp_range(4), work_dir=bed.home / "sipp")
+    bed.sipp.start()
+
+
+_INVITE = re.compile(r"^INVITE sip:(\d+)@", re.M)
+_FROM = re.compile(r"^From:.*?sip:\+?(\d+)@", re.M)
+
+
+def invites_per_number(messages: str) -> Counter[str]:
+    """How many INVITEs sipp received per dialed number (digits). Retransmissions of one
+    INVITE carry the same Call-ID and are counted once."""
+    seen: set[tuple[str, str]] = set()
+    counts: Counter[str] = Counter()
+    for block in re.split(r"\n(?=-{5,})", messages):
+        m = _INVITE.search(block)
+        if not m:
+            continue
+        cid = re.search(r"^Call-ID:\s*(\S+)", block, re.M | re.I)
+        key = (m.group(1), cid.group(1) if cid else block)
+        if key not in seen:
+            seen.add(key)
+            counts[m.group(1)] += 1
+    return counts
+
+
+def invites_from(messages: str) -> list[tuple[str, str]]:
+    """(dialed number, presented caller ID digits) per distinct INVITE, in order."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for block in re.split(r"\n(?=-{5,})", messages):
+        m = _INVITE.search(block)
+        cid = re.search(r"^Call-ID:\s*(\S+)", block, re.M | re.I)
+        frm = _FROM.search(block)
+        if not m or not cid or cid.group(1) in seen:
+            continue
+        seen.add(cid.group(1))
+        out.append((m.group(1), frm.group(1) if frm else ""))
+    return out
+
+
+def all_day_policy(path: Path, *, max_attempts: int = 3, backoff_s: float = 1.0,
+                   ring_timeout_s: int = 5, max_concurrent: int = 4, cps: float = 2.0,
+                   **extra: Any) -> Path:
+    """A policy with no quiet hours, no caps, tiny backoffs: every contact is due now."""
+    data: dict[str, Any] = {
+        "quiet_hours": None, "avoid_weekday_noon": False,
+        "caps": {"per_day": None, "per_window": None},
+        "retry": {"max_attempts": max_attempts,
+                  "backoff_s": {k: backoff_s for k in ("busy", "no_answer", "congestion",
+                                                       "failed")},
+                  "multiplier": 1.0, "no_retry_sip": [603, 607, 608], "no_retry_q850": [21]},
+        "circuit_breaker": {"window": 50, "min_attempts": 50, "max_failure_rate": 0.99},
+        "dialer": {"max_concurrent": max_concurrent, "cps": cps, "ring_timeout_s": ring_timeout_s},
+    }
+    data.update(extra)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def all_day_segments(path: Path, voice: str = "cmn-calm-male") -> Path:
+    data = {"default_segment": "general",
+            "segments": {"general": {"voice": voice,
+                                     "windows": [{"days": "all", "start": "00:00",
+                                                  "end": "24:00"}]}},
+            "rules": []}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
