@@ -149,7 +149,8 @@ def window_stats(attempts: list[Attempt], policy: HealthPolicy, minutes: int,
             st.answered += 1
             if a.talk_s is not None and a.talk_s < policy.short_call_s:
                 st.short += 1
-        if a.sip_code in rej_sip or a.q850_cause in rej_q850:
+        # "failed" is our own side (a guard refusal carries Q.850 21 too): not the network's no
+        if a.outcome != "failed" and (a.sip_code in rej_sip or a.q850_cause in rej_q850):
             st.rejections += 1
     if st.calls:
         st.answer_rate = st.answered / st.calls

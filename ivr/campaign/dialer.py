@@ -123,6 +123,10 @@ class NextStep:
 
 
 def is_explicit_rejection(result: DialResult, retry: Retry) -> bool:
+    if result.outcome == "failed" and result.cause_text.startswith("refused"):
+        # The dialplan guard refused (e.g. a caller ID flagged a moment ago; reported with
+        # Q.850 21): the callee declined nothing, so a retry (on another number) is due.
+        return False
     return (result.outcome == "rejected"
             or (result.sip_code is not None and result.sip_code in retry.no_retry_sip)
             or (result.q850_cause is not None and result.q850_cause in retry.no_retry_q850))

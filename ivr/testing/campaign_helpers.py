@@ -10,14 +10,20 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ivr.config import PROJECT_ROOT
 from ivr.testing.bed import LOOPBACK, Bed, free_udp_range
 from ivr.testing.sipp import Customer, ScenarioBuilder, SippCustomer, _ereg
 
@@ -71,7 +77,7 @@ class FallthroughSipp(SippCustomer):
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         original = ScenarioBuilder.build
-        ScenarioBuilder.build = FallthroughScenario.build  # type: ignore[method-assign]
+        ScenarioBuilder.build = FallthroughScenario.build  # type: ignore[method-assign, assignment]
         try:
             super().start()
         finally:
@@ -150,3 +156,45 @@ def all_day_segments(path: Path, voice: str = "cmn-calm-male") -> Path:
             "rules": []}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def write_orders(path: Path, phones: Sequence[str], *, product: str = "婴儿湿巾",
+                 category: str = "baby", days_ago: float = 1.0) -> Path:
+    """An orders CSV (the importer's columns), one order ``O<digits>`` per E.164 phone."""
+    when = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(timespec="seconds")
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["order_id", "phone", "product", "category", "price", "merchant", "host",
+                    "order_time"])
+        for p in phones:
+            w.writerow([f"O{p.lstrip('+')}", p, product, category, "39.9", "好妈妈旗舰店", "小李",
+                        when])
+    return path
+
+
+def campaign_cli(bed: Bed, *args: str, check: bool = True,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``ivr campaign ARGS`` as a subprocess against the bed's config (IVR_CONFIG)."""
+    proc = subprocess.run([sys.executable, "-m", "ivr", "campaign", *args], env=bed.env(),
+                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ivr campaign {' '.join(args)} -> {proc.returncode}\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def import_and_plan(bed: Bed, work: Path, name: str, phones: Sequence[str], *, script: Path,
+                    voice: str, days_ago: float = 1.0, days: int = 30,
+                    **policy: Any) -> dict[str, Any]:
+    """Import a CSV of ``phones`` (ordered ``days_ago``) and plan campaign ``name`` over orders
+    of the last ``days`` with an all-day policy through the CLI; returns the plan's JSON
+    (campaign_id, pending, skipped, skip_reasons, region_messages ...). Tests sharing a bed
+    keep their campaigns apart with disjoint order ages."""
+    campaign_cli(bed, "import", str(write_orders(work / f"{name}.csv", phones,
+                                                 days_ago=days_ago)))
+    out = campaign_cli(bed, "plan", name, "--script", str(script), "--language", "cmn",
+                       "--days", str(days),
+                       "--policy", str(all_day_policy(work / f"{name}-policy.yaml", **policy)),
+                       "--segments", str(all_day_segments(work / f"{name}-segments.yaml", voice)))
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

@@ -4,7 +4,6 @@ survey answers stored; and a dialer killed with SIGKILL mid-campaign that dials 
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import os
 import signal
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,10 @@ from ivr.config import PROJECT_ROOT
 from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
+from ivr.testing import campaign_helpers as helpers
 from ivr.testing.bed import Bed
-from ivr.testing.campaign_helpers import (
-    all_day_policy,
-    all_day_segments,
-    invites_per_number,
-    start_customers,
-)
+from ivr.testing.campaign_helpers import campaign_cli as cli
+from ivr.testing.campaign_helpers import invites_per_number, start_customers
 from ivr.testing.customer_plan import Answer, plan_customer
 from ivr.testing.sipp import Customer
 
@@ -45,32 +41,10 @@ def number(i: int) -> str:
     return f"86138001390{i:02d}"
 
 
-def write_orders(path: Path, digits: list[str]) -> Path:
-    when = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="seconds")
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["order_id", "phone", "product", "category", "price", "merchant", "host",
-                    "order_time"])
-        for d in digits:
-            w.writerow([f"O{d}", "+" + d, "婴儿湿巾", "baby", "39.9", "好妈妈旗舰店", "小李", when])
-    return path
-
-
-def cli(bed: Bed, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "ivr", "campaign", *args], env=bed.env(),
-                          capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 def import_and_plan(bed: Bed, tmp: Path, name: str, digits: list[str], **policy: Any) -> str:
-    cli(bed, "import", str(write_orders(tmp / f"{name}.csv", digits)))
-    out = cli(bed, "plan", name, "--script", str(MINI), "--language", "cmn",
-              "--policy", str(all_day_policy(tmp / f"{name}-policy.yaml", **policy)),
-              "--segments", str(all_day_segments(tmp / f"{name}-segments.yaml", VOICE)))
-    plan = json.loads(out.stdout.strip().splitlines()[-1])
-    assert plan["pending"] == len(digits), out.stdout
+    plan = helpers.import_and_plan(bed, tmp, name, ["+" + d for d in digits], script=MINI,
+                                   voice=VOICE, **policy)
+    assert plan["pending"] == len(digits), plan
     return str(plan["campaign_id"])
 
 
@@ -104,7 +78,7 @@ NO_ANSWER = [number(i) for i in (17, 18, 19)]
 def test_twenty_contact_campaign(bed: Bed, tmp_path: Path) -> None:
     digits = ANSWER + BUSY + DECLINE + SPAM + NO_ANSWER
     cid = import_and_plan(bed, tmp_path, "twenty", digits, max_attempts=3, backoff_s=1.0,
-                          ring_timeout_s=5, max_concurrent=4, cps=2)
+                          ring_timeout_s=5, max_concurrent=4, cps=2, days_ago=20, days=25)
     start_customers(bed, [answering(bed, d) for d in ANSWER]
                     + [Customer(d, reject=486) for d in BUSY]
                     + [Customer(d, reject=603) for d in DECLINE]
@@ -168,7 +142,7 @@ def wait_for(pred: Any, timeout: float, what: str, bed: Bed) -> None:
 def test_kill_dialer_mid_campaign_and_restart(bed: Bed, tmp_path: Path) -> None:
     digits = [number(i) for i in range(40, 48)]
     cid = import_and_plan(bed, tmp_path, "kill", digits, max_concurrent=2, cps=2,
-                          backoff_s=1.0)
+                          backoff_s=1.0, days_ago=1, days=5)
     start_customers(bed, [answering(bed, d) for d in digits])
 
     def count(sql: str) -> int:
