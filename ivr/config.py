@@ -94,6 +94,9 @@ class SpeechSettings(_Strict):
     voices_dir: Path = PROJECT_ROOT / "voices"
     # auto: voice answers when the survey language's model is installed, else keys only.
     input: Literal["auto", "voice", "dtmf"] = "auto"
+    # Trailing silence that ends a spoken answer (the recogniser's endpoint): shorter answers
+    # faster, longer tolerates pauses inside an answer.
+    endpoint_ms: int = Field(400, ge=150, le=2000)
 
 
 class Settings(_Strict):

@@ -202,7 +202,8 @@ def voice_dialog_for(call: CallContext, language: str, voice: str,
     dtmf = AgiDtmfDialog(call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
                          recordings_dir=settings.recordings_dir, default_voice=voice)
     return AgiVoiceDialog(dtmf, engine(settings), model, language=language,
-                          source=source, default_voice=voice)
+                          source=source, default_voice=voice,
+                          end_silence_ms=settings.speech.endpoint_ms)
 
 
 __all__ = ["AgiVoiceDialog", "GrammarError", "WallClockListener", "audiosocket_server",

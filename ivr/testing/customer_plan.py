@@ -26,7 +26,7 @@ from ivr.testing.sipp import Action, Customer, Dtmf, HangUp, Say, Wait
 STEP_MS = 250  # AGI round trips + DB writes between two prompts (generous)
 KEY_INTO_PROMPT_MS = 1500  # press a key this far into the question prompt
 SPEAK_AFTER_PROMPT_MS = 400
-ENDPOINT_MS = 500  # the recogniser's trailing silence before it ends a turn
+ENDPOINT_MS = 400  # the recogniser's trailing silence before it ends a turn (speech.endpoint_ms)
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Answer:
     speech: Path | None = None  # audio of the customer saying something
     intent: str | None = None  # what the speech should be recognised as (drives the plan)
     silent: bool = False  # say nothing (no-input)
+    barge_in_ms: int | None = None  # speak this far into the prompt instead of after it
     hangup: bool = False  # hang up while this question is asked
 
 
@@ -81,7 +82,8 @@ class _Planner:
             return TurnResult("match" if intent else "nomatch", intent=intent, dtmf=a.key,
                               input_mode="dtmf")
         if a.speech is not None:
-            at = start + dur + SPEAK_AFTER_PROMPT_MS
+            at = start + (dur + SPEAK_AFTER_PROMPT_MS if a.barge_in_ms is None
+                          else min(a.barge_in_ms, dur))
             self.speech.append((at, a.speech))
             self.t = at + wav_ms(a.speech) + ENDPOINT_MS + STEP_MS
             if a.intent is None:
