@@ -97,6 +97,8 @@ class SpeechSettings(_Strict):
     # Trailing silence that ends a spoken answer (the recogniser's endpoint): shorter answers
     # faster, longer tolerates pauses inside an answer.
     endpoint_ms: int = Field(400, ge=150, le=2000)
+    # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
+    tts_backend: Literal["pyttsx3", "espeak-cli"] = "espeak-cli"
 
 
 class Settings(_Strict):

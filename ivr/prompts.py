@@ -19,12 +19,13 @@ DEFAULT_VOICES = {"cmn": "cmn-calm-male", "ko": "ko-calm-male", "en": "en-neutra
 
 
 @functools.cache
-def _engine(cache_dir: Path, voices_dir: Path) -> TtsEngine:
-    return TtsEngine(cache_dir, load_voices(voices_dir))
+def _engine(cache_dir: Path, voices_dir: Path, backend: str) -> TtsEngine:
+    return TtsEngine(cache_dir, load_voices(voices_dir), backend=backend)  # type: ignore[arg-type]
 
 
 def engine(settings: Settings) -> TtsEngine:
-    return _engine(settings.prompts_dir / "tts", Path(settings.speech.voices_dir))
+    return _engine(settings.prompts_dir / "tts", Path(settings.speech.voices_dir),
+                   settings.speech.tts_backend)
 
 
 def default_voice(settings: Settings, language: str | None = None) -> str:

@@ -87,6 +87,9 @@ class Turn:
     accept_dtmf: bool = True  # a DTMF digit ends the turn
     max_listen_ms: int = 20_000  # safety net after the prompt if the listener never decides
     connect_timeout_ms: int = 10_000  # AudioSocket() must connect within this after register()
+    # A key event in the first moments of a turn is the tail of a press made during the previous
+    # question (nobody reacts to a new prompt that fast): ignore it.
+    dtmf_guard_ms: int = 300
     name: str = ""
 
 
@@ -397,6 +400,11 @@ class _Session:
             self._finish("error", error=f"asterisk error 0x{payload.hex() or '00'}")
         elif kind == KIND_DTMF:
             digit = payload[:1].decode("ascii", "replace")
+            since = now_ms() - (self.t.connected or now_ms())
+            if since < self.turn.dtmf_guard_ms:
+                log.info("audiosocket %s: ignoring key %s %d ms into the turn", self.key, digit,
+                         since)
+                return
             if self.turn.accept_dtmf and (not self.playing or self.turn.barge_in):
                 self._stop_prompt()
                 self._finish("dtmf", dtmf=digit)

