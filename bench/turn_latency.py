@@ -109,8 +109,9 @@ def main() -> None:
                             lat, st = measure(sniffer, t0, time.monotonic())
                             latencies.extend(lat)
                             stops.extend(st)
-                            print(f"+{number}: {r.outcome}; turn latency ms {[round(x) for x in lat]}"
-                                  f"; barge-in stop ms {[round(x) for x in st]}", file=sys.stderr)
+                            shown = [round(x) for x in lat], [round(x) for x in st]
+                            print(f"+{number}: {r.outcome}; turn latency ms {shown[0]}; "
+                                  f"barge-in stop ms {shown[1]}", file=sys.stderr)
 
                 asyncio.run(run())
     finally:

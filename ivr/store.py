@@ -68,7 +68,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
 
 
 def core_schema(db: sqlite_utils.Database) -> None:
-    db["calls"].create(
+    db.table("calls").create(
         {
             "id": str,  # Asterisk uniqueid of the answered channel
             "channel": str,
@@ -102,7 +102,7 @@ def core_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["answers"].create(
+    db.table("answers").create(
         {
             "id": int,
             "call_id": str,
@@ -123,8 +123,8 @@ def core_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     # A retried AGI request (same call, same answer position) must not duplicate the answer.
-    db["answers"].create_index(["call_id", "seq"], unique=True, if_not_exists=True)
-    db["dnc"].create(
+    db.table("answers").create_index(["call_id", "seq"], unique=True, if_not_exists=True)
+    db.table("dnc").create(
         {"phone": str, "reason": str, "source": str, "added_at": str},
         pk="phone",
         if_not_exists=True,
@@ -133,7 +133,7 @@ def core_schema(db: sqlite_utils.Database) -> None:
 
 
 def campaign_schema(db: sqlite_utils.Database) -> None:
-    db["orders"].create(
+    db.table("orders").create(
         {
             "order_id": str,
             "phone": str,  # E.164
@@ -153,8 +153,8 @@ def campaign_schema(db: sqlite_utils.Database) -> None:
         pk="order_id",
         if_not_exists=True,
     )
-    db["orders"].create_index(["phone"], if_not_exists=True)
-    db["campaigns"].create(
+    db.table("orders").create_index(["phone"], if_not_exists=True)
+    db.table("campaigns").create(
         {
             "id": str,
             "name": str,
@@ -169,7 +169,7 @@ def campaign_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["contacts"].create(
+    db.table("contacts").create(
         {
             "id": int,
             "campaign_id": str,
@@ -191,9 +191,9 @@ def campaign_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["contacts"].create_index(["campaign_id", "phone"], unique=True, if_not_exists=True)
-    db["contacts"].create_index(["campaign_id", "state"], if_not_exists=True)
-    db["attempts"].create(
+    db.table("contacts").create_index(["campaign_id", "phone"], unique=True, if_not_exists=True)
+    db.table("contacts").create_index(["campaign_id", "state"], if_not_exists=True)
+    db.table("attempts").create(
         {
             "id": int,
             "campaign_id": str,
@@ -216,8 +216,8 @@ def campaign_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
-    db["attempts"].create_index(["campaign_id", "contact_id"], if_not_exists=True)
-    db["attempts"].create_index(["caller_id", "started_at"], if_not_exists=True)
+    db.table("attempts").create_index(["campaign_id", "contact_id"], if_not_exists=True)
+    db.table("attempts").create_index(["caller_id", "started_at"], if_not_exists=True)
 
 
 class CallRecorder:
@@ -236,18 +236,18 @@ class CallRecorder:
         existing = self.get()
         if existing is None:
             row.setdefault("started_at", now_iso())
-            self.db["calls"].insert(row)
+            self.db.table("calls").insert(row)
         else:
-            self.db["calls"].update(self.call_id, row)
+            self.db.table("calls").update(self.call_id, row)
 
     def get(self) -> dict[str, Any] | None:
         try:
-            return dict(self.db["calls"].get(self.call_id))
+            return dict(self.db.table("calls").get(self.call_id))
         except sqlite_utils.db.NotFoundError:
             return None
 
     def update(self, **fields: Any) -> None:
-        self.db["calls"].update(self.call_id, fields)
+        self.db.table("calls").update(self.call_id, fields)
 
     def next_seq(self) -> int:
         row = self.db.execute(
@@ -265,8 +265,8 @@ class CallRecorder:
             "answered_at": now_iso(),
             **fields,
         }
-        self.db["answers"].upsert(row, pk=("call_id", "seq"), alter=False)
-        self.db["calls"].update(self.call_id, {"current_node": node})
+        self.db.table("answers").upsert(row, pk=("call_id", "seq"), alter=False)
+        self.db.table("calls").update(self.call_id, {"current_node": node})
         return seq
 
     def finish(self, state: str, **fields: Any) -> None:
@@ -281,12 +281,13 @@ class CallRecorder:
         self.update(state=state, ended_at=now_iso(), **fields)
 
     def answers(self) -> list[dict[str, Any]]:
-        return list(self.db["answers"].rows_where("call_id = ?", [self.call_id], order_by="seq"))
+        rows = self.db.table("answers").rows_where("call_id = ?", [self.call_id], order_by="seq")
+        return list(rows)
 
 
 def add_dnc(db: sqlite_utils.Database, phone: str, reason: str, source: str) -> None:
-    db["dnc"].upsert({"phone": phone, "reason": reason, "source": source, "added_at": now_iso()},
-                     pk="phone")
+    row = {"phone": phone, "reason": reason, "source": source, "added_at": now_iso()}
+    db.table("dnc").upsert(row, pk="phone")
 
 
 def is_dnc(db: sqlite_utils.Database, phone: str) -> bool:

@@ -8,6 +8,7 @@ exceptions below, which the runner turns into a recorded, clean end of the call.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -121,10 +122,8 @@ class AGIChannel:
         await self.command("ANSWER")
 
     async def hangup(self) -> None:
-        try:
+        with contextlib.suppress(AGIHangup):
             await self.command("HANGUP")
-        except AGIHangup:
-            pass
 
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command(f"VERBOSE {quote(message)} {level}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import click
@@ -40,10 +41,8 @@ def serve(ctx: click.Context) -> None:
         click.echo(f"FastAGI listening on {settings.agi.host}:{settings.agi.port}", err=True)
         await server
 
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(main())
-    except asyncio.CancelledError:
-        pass
 
 
 @agi.command()

@@ -8,6 +8,7 @@ hangup or a broken connection ends that coroutine cleanly and is recorded, nothi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -107,10 +108,8 @@ class FastAGIServer(Application):
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("AGI connection dropped: %r", exc)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:  # noqa: BLE001
-                pass
             if task is not None:
                 self.active.discard(task)
 

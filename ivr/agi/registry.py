@@ -7,6 +7,7 @@ that decorates its handler with ``@handler("name")``; the dialplan reaches it as
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -96,10 +97,8 @@ async def run_handler(
     except Exception as exc:  # noqa: BLE001 - one bad call must never take the daemon down
         log.exception("handler %s failed on call %s", name, agi.uniqueid)
         _finish(ctx, CALL_ERROR, f"{type(exc).__name__}: {exc}")
-        try:
+        with contextlib.suppress(AGIError):
             await agi.set_variable("IVR_RESULT", "error")
-        except AGIError:
-            pass
         return "error"
 
 

@@ -17,7 +17,7 @@ from ivr.agi.registry import CallContext, handler
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.phone import InvalidNumber, number_info
 from ivr.prompts import default_voice, engine, prompt_file
-from ivr.store import add_dnc
+from ivr.store import add_dnc, now_iso
 from ivr.survey.agi_dialog import AgiDtmfDialog
 from ivr.survey.dialog import Dialog
 from ivr.survey.engine import SurveyRun
@@ -86,12 +86,14 @@ async def survey(call: CallContext) -> None:
     rec = call.recorder()
     context = call_context(call, fields)
     fields.update(script=script.meta.name, language=language, voice=voice)
-    rec.start(channel=agi.channel_name, transport=call.transport, context=context, **fields)
+    # The AGI runs on the answered leg: the survey starts the moment the customer picked up.
+    rec.start(channel=agi.channel_name, transport=call.transport, context=context,
+              answered_at=now_iso(), **fields)
     await agi.answer()
-    rec.update(answered_at=rec.get()["started_at"])  # type: ignore[index]
     phone = str(fields.get("phone") or "")
+    dialog = make_dialog(call, language, voice, path)
     run = SurveyRun(
-        script, context, make_dialog(call, language, voice, path), rec, language=language, voice=voice,
+        script, context, dialog, rec, language=language, voice=voice,
         dnc_callback=(lambda reason: add_dnc(call.db, phone, reason, "survey")) if phone else None)
     result = await run.run()
     log.info("call %s survey ended by %s at %s (%s)", call.call_id, result.ended_by, result.node,

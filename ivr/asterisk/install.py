@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def missing_host_tools() -> list[str]:
     return [pkg for pkg, binary in HOST_TOOLS.items() if shutil.which(binary) is None]
 
 
-def ensure_root(path: Path, log: callable = print) -> AsteriskRoot:  # type: ignore[valid-type]
+def ensure_root(path: Path, log: Callable[[str], None] = print) -> AsteriskRoot:
     """Build the forky root at ``path`` unless an identical one is already there."""
     root = AsteriskRoot(path)
     if root.is_ready():
@@ -106,7 +107,8 @@ def ensure_root(path: Path, log: callable = print) -> AsteriskRoot:  # type: ign
     if shutil.which("mmdebstrap") is None:
         raise InstallError("mmdebstrap is missing: apt-get install mmdebstrap (Debian bookworm)")
     if os.geteuid() != 0:
-        raise InstallError("building the Asterisk root needs root (mmdebstrap creates device nodes)")
+        raise InstallError(
+            "building the Asterisk root needs root (mmdebstrap creates device nodes)")
     path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for suite in SUITES:

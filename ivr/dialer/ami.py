@@ -161,7 +161,8 @@ class AmiOriginator:
                     return DialResult("failed", cause_text=f"originate failed (reason "
                                       f"{origin.get('Reason')})", ended_at=now_iso())
             try:
-                end = await asyncio.wait_for(ended, timeout=request.ring_timeout_s + self.max_call_s)
+                end = await asyncio.wait_for(
+                    ended, timeout=request.ring_timeout_s + self.max_call_s)
             except TimeoutError:
                 return DialResult("failed", cause_text="no end of call reported by Asterisk",
                                   ended_at=now_iso())

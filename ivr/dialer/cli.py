@@ -13,7 +13,7 @@ from ivr.phone import InvalidNumber, parse_e164
 
 
 def describe(result: DialResult) -> str:
-    parts = [result.outcome]
+    parts: list[str] = [result.outcome]
     if result.sip_code:
         parts.append(f"SIP {result.sip_code}")
     if result.q850_cause is not None:

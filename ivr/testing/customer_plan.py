@@ -114,7 +114,7 @@ def plan_customer(number: str, script: Script, context: Mapping[str, object],
     """A sipp customer that gives ``answers`` to ``script`` at the right moments."""
     planner = _Planner(tts, voice, list(answers))
     db = open_db(work_dir / f"plan-{number}.db")
-    run = SurveyRun(script, context, planner, CallRecorder(db, f"plan-{number}"),  # type: ignore[arg-type]
+    run = SurveyRun(script, context, planner, CallRecorder(db, f"plan-{number}"),
                     language=language, voice=voice, dnc_callback=lambda reason: None)
     asyncio.run(run.run())
     actions: list[Action] = []

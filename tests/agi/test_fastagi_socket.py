@@ -89,9 +89,10 @@ def test_guard_refuses_bad_and_dnc_numbers(tmp_path: Path) -> None:
     # +8613999123456 is a Xinjiang mobile number: the default region rules send a message instead.
     for digits, verdict in (("8613912345678", "allow"), ("8613900000009", "deny"),
                             ("12", "deny"), ("8613999123456", "deny")):
-        commands = run_session(settings, "guard", [("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
-                                                   ("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
-                                                   ("SET VARIABLE IVR_GUARD", "200 result=1")],
+        steps: list[Step] = [("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
+                             ("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
+                             ("SET VARIABLE IVR_GUARD", "200 result=1")]
+        commands = run_session(settings, "guard", steps,
                                agi_arg_1=digits)
         assert f'SET VARIABLE IVR_GUARD "{verdict}"' in commands
 

@@ -47,7 +47,8 @@ PLANS: dict[str, Sequence[tuple[str, dict[str, object]]]] = {
     "821000000002": [("아니요", {"intent": "unsatisfied"}), ("환불", {"intent": "refund"})],
     "821000000003": [("", {"silent": True}), ("", {"silent": True}), ("", {"key": "1"}),
                      ("환불", {"intent": "refund"})],
-    "821000000004": [("배송", {}), ("배송", {}), ("", {"key": "2"}), ("환불", {"intent": "refund"})],
+    "821000000004": [("배송", {}), ("배송", {}), ("", {"key": "2"}),
+                     ("환불", {"intent": "refund"})],
     "821000000005": [("네", {"intent": "satisfied", "barge_in_ms": 1500}),
                      ("환불", {"intent": "refund"})],
 }
