@@ -123,7 +123,7 @@ class NextStep:
 
 
 def is_explicit_rejection(result: DialResult, retry: Retry) -> bool:
-    if result.outcome == "failed" and result.cause_text.startswith("refused"):
+    if result.outcome == "failed" and (result.refused or result.cause_text.startswith("refused")):
         # The dialplan guard refused (e.g. a caller ID flagged a moment ago; reported with
         # Q.850 21): the callee declined nothing, so a retry (on another number) is due.
         return False

@@ -212,4 +212,5 @@ def _result(end: dict[str, str], origin: dict[str, str] | None,
         answered_at=answered_at if outcome == "answered" else None,
         ended_at=now_iso(),
         duration_s=float(answered) if answered is not None and outcome == "answered" else None,
+        refused=refused,
     )

@@ -39,6 +39,8 @@ class DialResult:
     answered_at: str | None = None
     ended_at: str | None = None
     duration_s: float | None = None  # answered talk time
+    # Our own dialplan guard refused the destination or caller ID: not the callee's decision.
+    refused: bool = False
 
 
 class Originator(Protocol):

@@ -1,8 +1,6 @@
 """Helpers for real-call campaign tests and the dialer bench (additive; the bed is unchanged).
 
-* :func:`start_customers`: like ``Bed.start_customers``, but a customer bound to one caller ID
-  (``from_user``) that does not match falls through to the next customer for the same number
-  instead of the bed's silent default, so "reject B, answer everyone else" can be stated as
+* :func:`start_customers`: ``Bed.start_customers``; "reject B, answer everyone else" is stated as
   ``[Customer(n, reject=603, from_user=B), Customer(n, actions=...)]``.
 * :func:`invites_per_number`: INVITEs per dialed number in sipp's message trace.
 * :func:`all_day_policy` / :func:`all_day_segments`: campaign config files that allow "now".
@@ -24,73 +22,13 @@ from typing import Any
 import yaml
 
 from ivr.config import PROJECT_ROOT
-from ivr.testing.bed import LOOPBACK, Bed, free_udp_range
-from ivr.testing.sipp import Customer, ScenarioBuilder, SippCustomer, _ereg
-
-_HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="ivr customers">\n'
-_RECV = """  <recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local_to"/>
-      <ereg regexp="sip:[^&gt;;]*" search_in="hdr" header="Contact:" check_it="true"
-            assign_to="contact_uri"/>
-"""
-
-
-class FallthroughScenario(ScenarioBuilder):
-    """Customers are tried in order; one with ``from_user`` matches only that caller ID."""
-
-    def build(self) -> str:
-        from ivr.testing import sipp
-
-        parts = [_HEAD, _RECV]
-        for i, c in enumerate(self.customers):
-            c.label = f"c{i}"
-            parts.append(_ereg(f"m{i}", f"^INVITE sip:{c.number}@", "msg"))
-            if c.from_user:
-                parts.append(_ereg(f"f{i}", f"sip:\\+?{c.from_user}@", "hdr", header="From:"))
-        parts.append("    </action>\n  </recv>\n")
-        parts.append('  <nop hide="true"><action><log message="call from [$remote_from] to '
-                     '[$local_to] contact [$contact_uri]"/></action></nop>\n')
-        n = len(self.customers)
-        for i, c in enumerate(self.customers):
-            parts.append(f'  <label id="t{i}"/>\n')
-            if c.from_user:
-                parts.append(f'  <nop hide="true" test="m{i}" next="g{i}"/>\n')
-            else:
-                parts.append(f'  <nop hide="true" test="m{i}" next="{c.label}"/>\n')
-        parts.append(f'  <label id="t{n}"/>\n  <nop hide="true" next="default"/>\n')
-        for i, c in enumerate(self.customers):
-            if c.from_user:
-                parts.append(f'  <label id="g{i}"/>\n  <nop hide="true" test="f{i}" '
-                             f'next="{c.label}"/>\n  <nop hide="true" next="t{i + 1}"/>\n')
-        for c in self.customers:
-            parts.append(f'  <label id="{c.label}"/>\n')
-            parts.append(self._branch(c))
-        parts.append('  <label id="default"/>\n')
-        parts.append(self._branch(Customer(number="", actions=())))
-        parts.append(sipp._TAIL)
-        return "".join(parts)
-
-
-class FallthroughSipp(SippCustomer):
-    def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        original = ScenarioBuilder.build
-        ScenarioBuilder.build = FallthroughScenario.build  # type: ignore[method-assign, assignment]
-        try:
-            super().start()
-        finally:
-            ScenarioBuilder.build = original  # type: ignore[method-assign]
+from ivr.testing.bed import Bed
+from ivr.testing.sipp import Customer
 
 
 def start_customers(bed: Bed, customers: Sequence[Customer]) -> None:
-    """(Re)start the bed's sipp with fall-through matching of per-caller-ID customers."""
-    if bed.sipp is not None:
-        bed.sipp.stop()
-    bed.sipp = FallthroughSipp(customers, host=LOOPBACK, port=bed.settings.trunk.port,
-                               media_port=free_udp_range(4), work_dir=bed.home / "sipp")
-    bed.sipp.start()
+    """(Re)start the bed's sipp; per-caller-ID customers fall through to the next match."""
+    bed.start_customers(customers)
 
 
 _INVITE = re.compile(r"^INVITE sip:(\d+)@", re.M)

@@ -98,18 +98,18 @@ class ScenarioBuilder:
         # sipp rejects variables referenced only once; a log line keeps unused ones legal.
         parts.append('  <nop hide="true"><action><log message="call from [$remote_from] to '
                      '[$local_to] contact [$contact_uri]"/></action></nop>\n')
-        # Branch to the first customer whose number (and caller ID, if set) matches.
+        # Branch to the first customer whose number (and caller ID, if set) matches; a customer
+        # whose caller ID does not match falls through to the next one for the same number.
+        n = len(self.customers)
+        for i, c in enumerate(self.customers):
+            parts.append(f'  <label id="t{i}"/>\n')
+            target = f"g{i}" if c.from_user else c.label
+            parts.append(f'  <nop hide="true" test="m{i}" next="{target}"/>\n')
+        parts.append(f'  <label id="t{n}"/>\n  <nop hide="true" next="default"/>\n')
         for i, c in enumerate(self.customers):
             if c.from_user:
-                parts.append(f'  <nop hide="true" test="m{i}" next="g{i}"/>\n')
-            else:
-                parts.append(f'  <nop hide="true" test="m{i}" next="{c.label}"/>\n')
-        parts.append('  <nop hide="true" next="default"/>\n')
-        for i, c in enumerate(self.customers):
-            if c.from_user:
-                # number matched: now require the caller ID too, else try the default
                 parts.append(f'  <label id="g{i}"/>\n  <nop hide="true" test="f{i}" '
-                             f'next="{c.label}"/>\n  <nop hide="true" next="default"/>\n')
+                             f'next="{c.label}"/>\n  <nop hide="true" next="t{i + 1}"/>\n')
         for c in self.customers:
             parts.append(f'  <label id="{c.label}"/>\n')
             parts.append(self._branch(c))
