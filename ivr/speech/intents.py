@@ -46,6 +46,12 @@ class Thresholds:
     min_speech_ms: float = 120.0
     # Longest answer accepted, in seconds of speech per phrase word (rambling = not an answer).
     max_sec_per_word: float = 1.6
+    # Second opinions (see ivr.speech.recognizer): the same grammar decoded without alternatives
+    # gives per-word confidences; the grammar plus filler words must decode to the same phrase.
+    # 1.0 = required, 0.0 = ignored (a check that did not run is never required).
+    min_word_conf: float = 0.0
+    require_conf_agree: float = 0.0
+    require_garbage_agree: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -54,8 +60,11 @@ class Thresholds:
 # Per-language thresholds (data, tuned by bench/asr.py on its DEV split). Unknown languages use
 # DEFAULT_THRESHOLDS, which are deliberately strict.
 DEFAULT_THRESHOLDS = Thresholds()
+# ko: `python3 bench/asr.py --tune` on the DEV voices (ko+m3, ko+f3, ko+m1); no set reached 0.99
+# precision at every noise level there, this one reached 0.95 (dev 0.98 / 0.96 / 1.00).
 THRESHOLDS: dict[str, Thresholds] = {
-    "ko": Thresholds(),
+    "ko": Thresholds(min_posterior=0.0, min_margin=0.0, min_coverage=0.7, max_edge_gap_ms=250.0,
+                     max_sec_per_word=1.2, require_garbage_agree=1.0),
 }
 
 
@@ -114,11 +123,14 @@ def classify(
     unk_token: str,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     speech_span: tuple[float, float] | None = None,
+    checks: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Hypothesis:
     """Decide on one Vosk result (``FinalResult()`` parsed, SetWords + SetMaxAlternatives).
 
     ``speech_span`` is (start_s, end_s) of the speech the endpointer detected, on the same clock
-    as Vosk's word times; without it the coverage checks are skipped.
+    as Vosk's word times; without it the coverage checks are skipped. ``checks`` are the
+    second-opinion decodes of the same audio (``"conf"``: same grammar, no alternatives;
+    ``"garbage"``: grammar plus fillers), each one result with ``text`` and word ``result``.
     """
     index = phrase_index(intents)
     raw = _alternatives(result)
@@ -133,6 +145,7 @@ def classify(
     top = alts[0]
     words = [w for w in raw[0].get("result", []) or [] if isinstance(w, dict)]
     feats = _features(alts, words, thresholds, speech_span)
+    feats.update(check_features(top.text, checks or {}))
     hyp = Hypothesis(None, feats["posterior"], top.text, alts, best_intent=top.intent,
                      features=feats)
     if unk_token in top.text.split():
@@ -150,8 +163,38 @@ def classify(
     return hyp
 
 
+def check_features(transcript: str, checks: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Agreement of the second-opinion decodes with ``transcript`` (and the conf pass's word
+    confidences, which only count when it heard the same words)."""
+    feats: dict[str, float] = {}
+    for name, res in checks.items():
+        text = normalize_phrase(str(res.get("text", "")))
+        agree = text == normalize_phrase(transcript) and bool(text)
+        feats[f"{name}_agree"] = 1.0 if agree else 0.0
+        if name == "conf":
+            confs = [float(w.get("conf", 0.0)) for w in res.get("result", []) or []
+                     if isinstance(w, dict)]
+            feats["conf_min"] = min(confs) if agree and confs else 0.0
+    return feats
+
+
+def check_rejection(feats: Mapping[str, float], t: Thresholds) -> str | None:
+    """Why the second opinions veto an answer (None: no veto; missing checks never veto)."""
+    if "conf_agree" in feats:
+        if t.require_conf_agree and not feats["conf_agree"]:
+            return "confidence pass heard something else"
+        if feats.get("conf_min", 0.0) < t.min_word_conf:
+            return f"word confidence {feats.get('conf_min', 0.0):.2f} < {t.min_word_conf}"
+    if "garbage_agree" in feats and t.require_garbage_agree and not feats["garbage_agree"]:
+        return "the filler-word decode heard something else"
+    return None
+
+
 def rejection(feats: Mapping[str, float], t: Thresholds) -> str | None:
     """Why a phrase-matching hypothesis with these features is not sure enough (None: accept)."""
+    vetoed = check_rejection(feats, t)
+    if vetoed:
+        return vetoed
     if feats["posterior"] < t.min_posterior:
         return f"posterior {feats['posterior']:.2f} < {t.min_posterior}"
     if feats["margin"] < t.min_margin:

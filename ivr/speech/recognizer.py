@@ -6,6 +6,12 @@ turn: SPEECH_START (barge-in) after ``speech_start_ms`` of voiced audio, END aft
 ``end_silence_ms`` of trailing silence or ``max_speech_ms`` of speech, NO_INPUT when nobody spoke
 within ``no_input_ms``. Vosk only sees audio from shortly before the speech onset, so a silent line
 costs almost no CPU. The model is shared; create one TurnRecognizer per turn.
+
+Besides the main decoder (question grammar, n-best alternatives) the same audio can go to
+second-opinion decoders, named in ``checks``: ``"conf"`` (same grammar, no alternatives: Vosk then
+reports a confidence per word) and ``"garbage"`` (grammar plus filler words, see
+:func:`ivr.speech.grammar.check_grammar`). :func:`ivr.speech.intents.classify` uses their
+agreement to veto unsure answers. Each costs about one more grammar decode of CPU.
 """
 
 from __future__ import annotations
@@ -20,10 +26,22 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ivr.speech.intents import Hypothesis, Thresholds, classify, thresholds_for
+from ivr.speech.grammar import check_grammar
+from ivr.speech.intents import (
+    Hypothesis,
+    Thresholds,
+    check_features,
+    check_rejection,
+    classify,
+    thresholds_for,
+)
 from ivr.speech.models import LoadedModel
 
 FRAME_MS = 20
+# Second-opinion decoders run by default. bench/asr.py (dev split): the filler-word decode's
+# agreement is the strongest single veto against out-of-grammar speech; the "conf" pass's word
+# confidences added nothing on top of it and cost another decode, so it is off by default.
+DEFAULT_CHECKS: tuple[str, ...] = ("garbage",)
 
 
 class TurnEvent(enum.Enum):
@@ -63,6 +81,7 @@ class TurnRecognizer:
         preroll_ms: int = 400,
         max_alternatives: int = 8,
         thresholds: Thresholds | None = None,
+        checks: Sequence[str] = DEFAULT_CHECKS,
     ) -> None:
         import vosk
 
@@ -70,10 +89,25 @@ class TurnRecognizer:
         self.intents = intents
         self.sample_rate = sample_rate
         self.thresholds = thresholds or thresholds_for(model.language)
-        self._rec = vosk.KaldiRecognizer(model.model, float(sample_rate),
-                                         json.dumps(list(grammar), ensure_ascii=False))
-        self._rec.SetWords(True)
-        self._rec.SetMaxAlternatives(max_alternatives)
+
+        def decoder(words: Sequence[str], alternatives: int) -> Any:
+            rec = vosk.KaldiRecognizer(model.model, float(sample_rate),
+                                       json.dumps(list(words), ensure_ascii=False))
+            rec.SetWords(True)
+            rec.SetMaxAlternatives(alternatives)
+            return rec
+
+        self._rec = decoder(grammar, max_alternatives)
+        self._checks: dict[str, Any] = {}
+        for name in checks:
+            if name == "conf":
+                self._checks[name] = decoder(grammar, 0)
+            elif name == "garbage":
+                self._checks[name] = decoder(
+                    check_grammar(grammar, model, language=model.language), 0)
+            else:
+                raise ValueError(f"unknown check decoder {name!r} (known: conf, garbage)")
+        self._check_segments: dict[str, list[dict[str, Any]]] = {n: [] for n in self._checks}
         self._frame_bytes = sample_rate * FRAME_MS // 1000 * 2
         self._end_frames = max(1, end_silence_ms // FRAME_MS)
         self._max_frames = max(1, max_speech_ms // FRAME_MS)
@@ -165,8 +199,13 @@ class TurnRecognizer:
             self._accept()
 
     def _accept(self) -> None:
-        if self._vosk_buf and self._rec.AcceptWaveform(bytes(self._vosk_buf)):
-            self._segments.append(json.loads(self._rec.Result()))
+        if self._vosk_buf:
+            data = bytes(self._vosk_buf)
+            if self._rec.AcceptWaveform(data):
+                self._segments.append(json.loads(self._rec.Result()))
+            for name, rec in self._checks.items():
+                if rec.AcceptWaveform(data):
+                    self._check_segments[name].append(json.loads(rec.Result()))
         self._vosk_buf.clear()
 
     def _no_input(self) -> None:
@@ -178,6 +217,8 @@ class TurnRecognizer:
     def _end(self, why: str) -> None:
         self._accept()
         self._segments.append(json.loads(self._rec.FinalResult()))
+        for name, rec in self._checks.items():
+            self._check_segments[name].append(json.loads(rec.FinalResult()))
         self.state = "done"
         self.end_reason = why
         self._pending.append(TurnEvent.END)
@@ -204,30 +245,60 @@ class TurnRecognizer:
         """Vosk's results for this turn (one per Vosk segment), for logs and tuning."""
         return list(self._segments)
 
+    def check_results(self) -> dict[str, dict[str, Any]]:
+        """The second-opinion decodes of this turn, each merged into one result."""
+        return {name: merge_results(segs) for name, segs in self._check_segments.items()}
+
     def _decide(self) -> Hypothesis:
-        segments = [s for s in self._segments if _has_words(s)]
-        unk = self.model.unk_token
-        if not segments:
-            return classify({}, self.intents, unk_token=unk, thresholds=self.thresholds)
-        if len(segments) == 1:
-            return classify(segments[0], self.intents, unk_token=unk,
-                            thresholds=self.thresholds, speech_span=self.speech_span)
-        # Vosk cut the answer into pieces: accept only if every piece says the same thing.
-        hyps = [classify(s, self.intents, unk_token=unk, thresholds=self.thresholds)
-                for s in segments]
-        transcript = " ".join(h.transcript for h in hyps)
-        found = {h.intent for h in hyps}
-        if len(found) == 1 and None not in found:
-            best = min(hyps, key=lambda h: h.confidence)
-            best.transcript = transcript
-            return best
-        return Hypothesis(None, min(h.confidence for h in hyps), transcript,
-                          [a for h in hyps for a in h.alternatives],
-                          reason="answer split into pieces that disagree",
-                          best_intent=hyps[0].best_intent)
+        return decide(self._segments, self.check_results(), self.intents,
+                      unk_token=self.model.unk_token, thresholds=self.thresholds,
+                      speech_span=self.speech_span)
 
 
-def _has_words(result: Mapping[str, Any]) -> bool:
+def merge_results(segments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Vosk results of consecutive segments (no alternatives) as one result."""
+    words = [w for s in segments for w in s.get("result", []) or [] if isinstance(w, dict)]
+    text = " ".join(str(s.get("text", "")).strip() for s in segments if s.get("text"))
+    return {"text": " ".join(text.split()), "result": words}
+
+
+def decide(
+    segments: Sequence[Mapping[str, Any]],
+    checks: Mapping[str, Mapping[str, Any]],
+    intents: Mapping[str, Sequence[str]],
+    *,
+    unk_token: str,
+    thresholds: Thresholds,
+    speech_span: tuple[float, float] | None,
+) -> Hypothesis:
+    """The turn decision from the main decoder's segments and the second opinions."""
+    segments = [s for s in segments if has_words(s)]
+    unk = unk_token
+    if not segments:
+        return classify({}, intents, unk_token=unk, thresholds=thresholds)
+    if len(segments) == 1:
+        return classify(segments[0], intents, unk_token=unk, thresholds=thresholds,
+                        speech_span=speech_span, checks=checks)
+    # Vosk cut the answer into pieces: accept only if every piece says the same thing.
+    hyps = [classify(s, intents, unk_token=unk, thresholds=thresholds) for s in segments]
+    transcript = " ".join(h.transcript for h in hyps)
+    found = {h.intent for h in hyps}
+    if len(found) == 1 and None not in found:
+        best = min(hyps, key=lambda h: h.confidence)
+        best.transcript = transcript
+        best.features.update(check_features(transcript, checks))
+        vetoed = check_rejection(best.features, thresholds)
+        if vetoed:
+            best.intent, best.reason = None, vetoed
+        return best
+    return Hypothesis(None, min(h.confidence for h in hyps), transcript,
+                      [a for h in hyps for a in h.alternatives],
+                      reason="answer split into pieces that disagree",
+                      best_intent=hyps[0].best_intent)
+
+
+def has_words(result: Mapping[str, Any]) -> bool:
+    """True when a Vosk result (either shape) recognised any word."""
     alts = result.get("alternatives")
     if isinstance(alts, list):
         return bool(alts) and bool(str(alts[0].get("text", "")).strip())

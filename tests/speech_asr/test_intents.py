@@ -93,3 +93,27 @@ def test_dtmf() -> None:
     assert dtmf_intent("3", m) is None
     assert dtmf_intent("12", m) is None
     assert dtmf_intent("x", {"x": "yes"}) is None
+
+
+def test_filler_decode_disagreement_vetoes() -> None:
+    t = Thresholds(min_posterior=0.0, min_margin=0.0, require_garbage_agree=1.0)
+    agree = {"garbage": {"text": "네", "result": [{"word": "네", "conf": 1.0}]}}
+    other = {"garbage": {"text": "오늘 네", "result": []}}
+    assert classify(result(alt("네", 50.0)), INTENTS, unk_token="<UNK>", thresholds=t,
+                    checks=agree).intent == "yes"
+    h = classify(result(alt("네", 50.0)), INTENTS, unk_token="<UNK>", thresholds=t, checks=other)
+    assert h.intent is None and h.best_intent == "yes" and "filler" in h.reason
+    # A check that did not run never vetoes.
+    assert classify(result(alt("네", 50.0)), INTENTS, unk_token="<UNK>", thresholds=t).intent \
+        == "yes"
+
+
+def test_conf_pass_word_confidence() -> None:
+    t = Thresholds(min_posterior=0.0, min_margin=0.0, min_word_conf=0.9)
+    sure = {"conf": {"text": "네", "result": [{"word": "네", "conf": 0.97}]}}
+    unsure = {"conf": {"text": "네", "result": [{"word": "네", "conf": 0.6}]}}
+    elsewhere = {"conf": {"text": "아니요", "result": [{"word": "아니요", "conf": 0.99}]}}
+    for checks, want in ((sure, "yes"), (unsure, None), (elsewhere, None)):
+        h = classify(result(alt("네", 50.0)), INTENTS, unk_token="<UNK>", thresholds=t,
+                     checks=checks)
+        assert h.intent == want, (checks, h.reason)

@@ -9,7 +9,13 @@ import pytest
 
 from ivr.config import Settings, SpeechSettings
 from ivr.speech import models
-from ivr.speech.grammar import GrammarError, build_grammar, check_phrases
+from ivr.speech.grammar import (
+    GrammarError,
+    build_grammar,
+    check_grammar,
+    check_phrases,
+    question_grammar,
+)
 from ivr.speech.models import LoadedModel, ModelError, get_model
 
 
@@ -116,3 +122,22 @@ def test_real_model_grammar_rejects_oov(ko_model: LoadedModel) -> None:
                       source="surveys/ko.yaml")
     g = build_grammar({"satisfied": ["만족 해요"]}, ko_model, question="q", source="s")
     assert g[-1] == "<UNK>"
+
+
+def test_question_grammar_is_the_plain_phrase_list() -> None:
+    # Measured (bench/asr.py): fillers and boosting in the main grammar cost accuracy.
+    vocab = FakeVocab({"네", "예", "아니요", "오늘", "그냥"})
+    g = question_grammar({"yes": ["네", "예"], "no": ["아니요"]}, vocab, language="ko",
+                         question="q", source="s")
+    assert g == ["네", "예", "아니요", "[unk]"]
+
+
+def test_check_grammar_adds_known_fillers_not_phrase_words() -> None:
+    vocab = FakeVocab({"네", "아니요", "오늘", "그냥"})
+    vocab.words |= {"날씨"}
+    g = check_grammar(["네", "아니요", "[unk]"], vocab, language="ko")
+    assert g[:2] == ["네", "아니요"] and g[-1] == "[unk]"
+    fillers = g[2:-1]
+    assert set(fillers) == {"오늘", "그냥", "날씨"}  # only fillers the model knows
+    assert check_grammar(["오늘", "[unk]"], vocab, language="ko").count("오늘") == 1
+    assert check_grammar(["네", "[unk]"], vocab, language="xx") == ["네", "[unk]"]

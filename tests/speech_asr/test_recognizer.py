@@ -108,3 +108,20 @@ def test_out_of_grammar_speech_is_rejected(ko_model: LoadedModel, speak) -> None
     for text in ("오늘 날씨 좋네요", "택배 아직 안 왔어요"):
         hyp, _ = recognize_pcm(ko_model, grammar, CONFIRM, speak(text, "ko+f2"))
         assert hyp.intent is None, (text, hyp)
+
+
+def test_filler_decoder_runs_alongside(ko_model: LoadedModel, speak) -> None:
+    grammar = question_grammar(CONFIRM, ko_model, language="ko", question="confirm",
+                               source="test")
+    assert grammar == ["네", "예", "아니요", "아니오", "상담원 연결 해 주세요", "<UNK>"]
+    rec = TurnRecognizer(ko_model, grammar, CONFIRM)
+    pcm = speak("오늘 날씨 좋네요", "ko+f2")
+    for i in range(0, len(pcm), 320):
+        rec.feed(pcm[i:i + 320])
+    hyp = rec.result()
+    checks = rec.check_results()
+    assert set(checks) == {"garbage"}
+    assert checks["garbage"]["text"] and checks["garbage"]["text"] != hyp.transcript
+    assert hyp.intent is None
+    with pytest.raises(ValueError, match="unknown check decoder"):
+        TurnRecognizer(ko_model, grammar, CONFIRM, checks=("nope",))
