@@ -1,19 +1,20 @@
 """Text + voice profile -> cached 8 kHz mono 16-bit WAV that Asterisk plays.
 
-Rendering goes through espeak-ng (one ``espeak-ng`` process per prompt) and sox. The cache key
-is a hash of the normalised text, the profile fields that change the sound and the engine
-version, so a second render of the same prompt is a file lookup. Files are written to a temp name
-and renamed: a crash never leaves half a prompt in the cache.
+Two backends render the same libespeak-ng voices and variants, then sox converts to 8 kHz:
 
-Why espeak-ng runs as its own process and not through pyttsx3 (measured here, 30 prompts,
-cmn/ko voices): pyttsx3 2.99's espeak driver pumps its queued ``endLoop`` before synthesis starts,
-so ``runAndWait()`` returns while espeak's thread is still writing the file, and about 2 of 3
-renders that follow another are cancelled (``finished-utterance`` with completed=False), up to 6 in
-a row even with retries; a late callback of a cancelled run can write into the next prompt's file.
-Its other quirks (hangs with only property changes queued, bad voice reported only through a
-callback, prints to stdout) add to that. One ``espeak-ng`` process per prompt is isolated,
-deterministic and was faster (167x real time vs 135x for pyttsx3 with retries). The same
-libespeak-ng, voices and variants are used either way, and voices are validated up front.
+- ``"espeak-cli"``: one ``espeak-ng`` process per prompt. Isolated and deterministic.
+- ``"pyttsx3"``: pyttsx3's espeak driver in one persistent worker process
+  (:mod:`ivr.speech.pyttsx3_worker`), started on first use and replaced if it dies or hangs.
+  Driven in-process, pyttsx3 2.99 is unreliable (``runAndWait()`` returns before the file is
+  written; ``runAndWait`` cancels espeak's queue whenever it is busy, e.g. still applying the
+  properties just set, so spurious completed=False results appear (10-14 in 30 naive renders)
+  and queued property changes can be dropped; a late callback writes whatever path is current). The worker applies properties, waits for espeak to be idle, runs one
+  ``save_to_file`` per engine run, waits for ``finished-utterance`` completed=True and a complete
+  WAV at a fresh path per attempt, retries cancelled attempts, and validates the voice first.
+
+The cache key is a hash of the normalised text, the profile fields that change the sound, the
+backend and the engine version, so a second render of the same prompt is a file lookup. Files are
+written to a temp name and renamed: a crash never leaves half a prompt in the cache.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,13 +35,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ivr.speech import audio
+from ivr.speech.pyttsx3_worker import Pyttsx3Worker, WorkerError
 from ivr.speech.spoken import normalize_text
 from ivr.speech.voices import VoiceProfile
 
 log = logging.getLogger(__name__)
 
 ENGINE_VERSION = "tts-1"  # bump when rendering changes, so old cache entries are not reused
-Backend = Literal["espeak-cli"]
+Backend = Literal["espeak-cli", "pyttsx3"]
+BACKENDS: tuple[str, ...] = ("espeak-cli", "pyttsx3")
 _FINISH_TIMEOUT_S = 60.0
 
 
@@ -86,13 +90,28 @@ class TtsEngine:
 
     def __init__(self, cache_dir: Path | str, voices: Mapping[str, VoiceProfile],
                  backend: Backend = "espeak-cli", gain_db: float = -3.0) -> None:
-        if backend != "espeak-cli":
-            raise ValueError(f"unknown TTS backend {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown TTS backend {backend!r} (known: {', '.join(BACKENDS)})")
         self.cache_dir = Path(cache_dir)
         self.voices = dict(voices)
         self.backend = backend
         self.gain_db = gain_db
         self.last_hit = False  # whether the last render() came from the cache (for stats)
+        self._worker: Pyttsx3Worker | None = None
+        self._worker_lock = threading.Lock()
+
+    def worker(self) -> Pyttsx3Worker:
+        """The pyttsx3 worker client (created on first use; its process starts lazily)."""
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = Pyttsx3Worker()
+            return self._worker
+
+    def close(self) -> None:
+        """Stop the pyttsx3 worker process, if any (a later render starts a new one)."""
+        with self._worker_lock:
+            if self._worker is not None:
+                self._worker.close()
 
     def profile(self, voice_name: str) -> VoiceProfile:
         try:
@@ -134,14 +153,23 @@ class TtsEngine:
         spoken = self.spoken_text(text, voice_name)
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".tts-", dir=out.parent) as tmp:
-            raw = Path(tmp) / "raw.wav"
             try:
-                _espeak_cli_synth(spoken, profile, raw)
+                raw = self._synth(spoken, profile, Path(tmp))
                 audio.to_asterisk_wav(raw, out, self.gain_db)
-            except (TtsError, audio.AudioError, OSError, subprocess.SubprocessError) as exc:
+            except (TtsError, WorkerError, audio.AudioError, OSError,
+                    subprocess.SubprocessError) as exc:
                 raise TtsError(f"rendering {text[:40]!r} with voice {voice_name!r} failed: "
                                f"{exc}") from exc
         return out
+
+    def _synth(self, spoken: str, profile: VoiceProfile, tmp: Path) -> Path:
+        """Backend WAV (any rate) of ``spoken`` inside the private directory ``tmp``."""
+        if self.backend == "pyttsx3":
+            return self.worker().render(spoken, profile.espeak_name, profile.rate,
+                                        profile.pitch, profile.volume, tmp)
+        raw = tmp / "raw.wav"
+        _espeak_cli_synth(spoken, profile, raw)
+        return raw
 
     def pcm(self, path: Path | str) -> bytes:
         """Raw 8 kHz s16le samples of a rendered prompt, for AudioSocket streaming."""
@@ -194,5 +222,5 @@ def timed_render(engine: TtsEngine, text: str, voice: str) -> tuple[Path, float]
     return path, time.perf_counter() - t0
 
 
-__all__ = ["ENGINE_VERSION", "PrerenderReport", "TtsEngine", "TtsError", "playable",
+__all__ = ["BACKENDS", "ENGINE_VERSION", "PrerenderReport", "TtsEngine", "TtsError", "playable",
            "timed_render"]
