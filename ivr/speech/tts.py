@@ -8,9 +8,10 @@ Two backends render the same libespeak-ng voices and variants, then sox converts
   Driven in-process, pyttsx3 2.99 is unreliable (``runAndWait()`` returns before the file is
   written; ``runAndWait`` cancels espeak's queue whenever it is busy, e.g. still applying the
   properties just set, so spurious completed=False results appear (10-14 in 30 naive renders)
-  and queued property changes can be dropped; a late callback writes whatever path is current). The worker applies properties, waits for espeak to be idle, runs one
-  ``save_to_file`` per engine run, waits for ``finished-utterance`` completed=True and a complete
-  WAV at a fresh path per attempt, retries cancelled attempts, and validates the voice first.
+  and queued property changes can be dropped; a late callback writes whatever path is current).
+  The worker applies properties, waits for espeak to be idle, runs one ``save_to_file`` per
+  engine run, waits for ``finished-utterance`` completed=True and a complete WAV at a fresh path
+  per attempt, retries cancelled attempts, and validates the voice first.
 
 The cache key is a hash of the normalised text, the profile fields that change the sound, the
 backend and the engine version, so a second render of the same prompt is a file lookup. Files are
