@@ -98,7 +98,7 @@ class SpeechSettings(_Strict):
     # faster, longer tolerates pauses inside an answer.
     endpoint_ms: int = Field(400, ge=150, le=2000)
     # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
-    tts_backend: Literal["pyttsx3", "espeak-cli"] = "espeak-cli"
+    tts_backend: Literal["pyttsx3", "espeak-cli"] = "pyttsx3"
 
 
 class Settings(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -100,10 +101,8 @@ class Asterisk:
         pid = self._pid()
         if pid is None:
             return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.rx("core stop now", timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._alive(pid):
             time.sleep(0.05)

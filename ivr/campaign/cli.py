@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,7 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
     (Ctrl-C: finish calls in progress, then stop). One run per campaign at a time."""
     settings = settings_from(ctx)
     db = open_db(settings.db_path)
+    _prerender(settings, db, campaign_id)
     try:
         stats = asyncio.run(run_campaign(
             settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
@@ -168,6 +170,25 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
     console.print(f"campaign {campaign_id}: {stats.status}"
                   + (f" ({stats.reason})" if stats.reason else ""))
     click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
+
+
+def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
+    """Render every prompt of the pending contacts before the first dial (progress bar)."""
+    from ivr.prompts import default_voice, engine
+    from ivr.survey.loader import ScriptError
+    from ivr.survey.prerender import campaign_prompts
+
+    try:
+        items = list(campaign_prompts(db, campaign_id, platform=settings.platform,
+                                      default_voice=default_voice(settings)))
+    except ScriptError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = engine(settings).prerender(items, progress=sys.stderr.isatty())
+    console.print(f"prompts: {report.rendered} rendered, {report.cached} already cached"
+                  + (f", {len(report.errors)} FAILED" if report.errors else ""))
+    if report.errors:
+        text, voice, why = report.errors[0]
+        raise click.ClickException(f"prompt {text[:30]!r} ({voice}) cannot be rendered: {why}")
 
 
 @campaign.command()

@@ -15,15 +15,15 @@ from ivr.speech.tts import TtsEngine, TtsError, playable
 from ivr.speech.voices import VoiceError, load_voices
 
 
-def _engine(ctx: click.Context, backend: str = "espeak-cli") -> TtsEngine:
+def _engine(ctx: click.Context) -> TtsEngine:
+    """The engine (and prompt cache) the calls themselves use, so prerendered prompts are hits."""
     from ivr.cli import settings_from
+    from ivr.prompts import engine
 
-    settings = settings_from(ctx)
     try:
-        voices = load_voices(settings.speech.voices_dir)
+        return engine(settings_from(ctx))
     except VoiceError as exc:
         raise click.ClickException(str(exc)) from exc
-    return TtsEngine(settings.prompts_dir / "tts", voices, backend=backend)  # type: ignore[arg-type]
 
 
 @click.command("render")

@@ -136,7 +136,7 @@ KIND_FIELDS: dict[str, set[str]] = {
 class Meta(_Strict):
     name: str
     language: str
-    voice: str | None = None  # default TTS voice (e.g. "cmn+f3")
+    voice: str | None = None  # default TTS voice profile (voices/*.yaml, e.g. "cmn-calm-male")
     fields: list[str] = Field(default_factory=list)  # order fields the prompts need
     description: str = ""
 

@@ -36,10 +36,13 @@ def run_session(settings: Settings, script: str, steps: list[Step], **headers: s
     return asyncio.run(main())
 
 
+MINI = str(Path(__file__).parent.parent / "data" / "mini.cmn.yaml")
+
+
 @pytest.fixture
 def prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     # Rendering is tested elsewhere; here only the AGI conversation matters.
-    monkeypatch.setattr("ivr.agi.handlers.prompt_file", lambda s, text, *a, **k: "/tmp/p")
+    monkeypatch.setattr("ivr.agi.survey.prompt_file", lambda s, text, *a, **k: "/tmp/p")
 
 
 def vars_steps(values: dict[str, str]) -> list[Step]:
@@ -51,21 +54,24 @@ def vars_steps(values: dict[str, str]) -> list[Step]:
 
 def test_survey_over_socket_stores_answer(tmp_path: Path, prompts: None) -> None:
     settings = settings_for(tmp_path)
-    steps = [*vars_steps({"IVR_PHONE": "+8613912345678", "IVR_ATTEMPT": "7"}),
+    steps = [*vars_steps({"IVR_PHONE": "+8613912345678", "IVR_ATTEMPT": "7", "IVR_SCRIPT": MINI}),
              ("ANSWER", "200 result=0"), ("STREAM FILE", "200 result=0 endpos=100"),
-             ("GET DATA", "200 result=2"), ("STREAM FILE", "200 result=0 endpos=100"),
-             ("HANGUP", "200 result=1")]
+             ("GET DATA", "200 result=2"), ("GET DATA", "200 result=1"),
+             ("STREAM FILE", "200 result=0 endpos=100"), ("HANGUP", "200 result=1")]
     run_session(settings, "survey", steps, agi_uniqueid="1700000000.5")
     db = open_db(settings.db_path)
     call = db["calls"].get("1700000000.5")
-    assert (call["state"], call["satisfied"], call["attempt_id"]) == ("completed", 0, 7)
-    [answer] = list(db["answers"].rows)
-    assert (answer["intent"], answer["dtmf"]) == ("unsatisfied", "2")
+    assert (call["state"], call["satisfied"], call["would_buy_again"], call["attempt_id"]) == (
+        "completed", 0, 1, 7)
+    answers = list(db["answers"].rows)
+    assert [(a["node"], a["intent"], a["dtmf"]) for a in answers] == [
+        ("satisfaction", "unsatisfied", "2"), ("again", "yes", "1")]
 
 
 def test_hangup_mid_question_is_recorded_cleanly(tmp_path: Path, prompts: None) -> None:
     settings = settings_for(tmp_path)
-    steps = [*vars_steps({"IVR_PHONE": "+8613912345678"}), ("ANSWER", "200 result=0"),
+    steps = [*vars_steps({"IVR_PHONE": "+8613912345678", "IVR_SCRIPT": MINI}),
+             ("ANSWER", "200 result=0"),
              ("STREAM FILE", "200 result=0 endpos=1"), ("GET DATA", None)]  # caller hangs up
     run_session(settings, "survey", steps, agi_uniqueid="1700000000.6")
     call = open_db(settings.db_path)["calls"].get("1700000000.6")
@@ -75,7 +81,7 @@ def test_hangup_mid_question_is_recorded_cleanly(tmp_path: Path, prompts: None) 
 
 def test_511_dead_channel_ends_handler(tmp_path: Path, prompts: None) -> None:
     settings = settings_for(tmp_path)
-    steps = [*vars_steps({}), ("ANSWER", "200 result=0"),
+    steps = [*vars_steps({"IVR_SCRIPT": MINI}), ("ANSWER", "200 result=0"),
              ("STREAM FILE", "511 Command Not Permitted on a dead channel")]
     run_session(settings, "survey", steps, agi_uniqueid="1700000000.7")
     assert open_db(settings.db_path)["calls"].get("1700000000.7")["state"] == "hangup"
