@@ -15,7 +15,7 @@ import logging
 from ivr.agi.channel import AGIChannel
 from ivr.agi.registry import CallContext, handler
 from ivr.phone import InvalidNumber, parse_e164
-from ivr.store import CALL_COMPLETED, CALL_FAILED, CALL_HANGUP, is_dnc
+from ivr.store import CALL_COMPLETED, CALL_FAILED, CALL_HANGUP, CallRecorder, is_dnc
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +91,25 @@ async def hangup(call: CallContext) -> None:
     rec.finish(CALL_HANGUP, hangup_cause=cause or None)
 
 
+async def _call_row(call: CallContext) -> CallRecorder:
+    """The call's row, created from the channel variables if the survey never started one."""
+    rec = call.recorder()
+    if rec.get() is None:
+        fields = await read_call_variables(call.agi)
+        rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
+    return rec
+
+
 @handler("failed")
 async def failed(call: CallContext) -> None:
     reason = call.args[0] if call.args else "failed"
-    rec = call.recorder()
-    fields = await read_call_variables(call.agi)
-    if rec.get() is None:
-        rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
+    rec = await _call_row(call)
     rec.finish(CALL_FAILED, error=reason, outcome="failed")
 
 
 @handler("machine")
 async def machine(call: CallContext) -> None:
     cause = call.args[0] if call.args else ""
-    rec = call.recorder()
-    fields = await read_call_variables(call.agi)
-    if rec.get() is None:
-        rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
+    rec = await _call_row(call)
     rec.finish(CALL_COMPLETED, outcome="machine", error=None,
                context=json.dumps({"amd_cause": cause}))

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
-from pydantic import Field, field_serializer, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ivr.campaign.segments import SegmentsConfig, format_hhmm, parse_hhmm
+from ivr.campaign.segments import LocalTimes, SegmentsConfig
 from ivr.campaign.yamlcfg import CampaignConfigError, Strict, load_yaml_model, validate_model
 from ivr.phone import InvalidNumber, number_info
 
@@ -27,20 +27,8 @@ _ORDER_FIELDS = {"order_id", "phone", "product", "category", "merchant", "host",
 RetryOutcome = Literal["busy", "no_answer", "congestion", "failed"]
 
 
-class TimeRange(Strict):
+class TimeRange(LocalTimes):
     """Local time range; may wrap midnight (quiet hours 21:00-09:00)."""
-
-    start: int
-    end: int
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _time(cls, v: Any) -> int:
-        return parse_hhmm(v)
-
-    @field_serializer("start", "end")
-    def _text(self, v: int) -> str:
-        return format_hhmm(v)
 
     @model_validator(mode="after")
     def _nonempty(self) -> TimeRange:

@@ -38,10 +38,9 @@ def format_hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class Window(Strict):
-    """A calling window in the callee's local time on some weekdays; end is exclusive."""
+class LocalTimes(Strict):
+    """A start and end time of day ("HH:MM", "24:00" allowed), stored as minutes."""
 
-    days: list[DayName] | Literal["all", "weekdays", "weekends"] = "all"
     start: int
     end: int
 
@@ -53,6 +52,10 @@ class Window(Strict):
     @field_serializer("start", "end")
     def _text(self, v: int) -> str:
         return format_hhmm(v)
+
+
+class Window(LocalTimes):
+    days: list[DayName] | Literal["all", "weekdays", "weekends"] = "all"
 
     @model_validator(mode="after")
     def _order(self) -> Window:

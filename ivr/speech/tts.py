@@ -201,9 +201,16 @@ class TtsEngine:
         return report
 
 
+_SOUND_EXT = (".wav", ".sln", ".gsm", ".ulaw", ".alaw", ".g722", ".sln16")
+
+
 def playable(path: Path | str) -> str:
-    """The name Asterisk's STREAM FILE / Playback take: the path without its extension."""
-    return str(Path(path).with_suffix(""))
+    """The name Asterisk's STREAM FILE / Playback take: the path without its sound extension."""
+    s = str(path)
+    for ext in _SOUND_EXT:
+        if s.endswith(ext):
+            return s[: -len(ext)]
+    return s
 
 
 @contextlib.contextmanager

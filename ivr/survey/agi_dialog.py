@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ivr.agi.channel import AGIChannel, AGIHangup
+from ivr.speech.tts import playable
 from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
 
 TtsRender = Callable[[str, str], Path]  # (text, voice) -> audio file Asterisk can play
@@ -25,18 +26,6 @@ Transcriber = Callable[[Path], str | None]  # recording -> transcript (None: can
 
 ALL_KEYS = "0123456789*#"
 AGENT_CONTEXT = "ivr-agent"
-_SOUND_EXT = (".wav", ".sln", ".gsm", ".ulaw", ".alaw", ".g722", ".sln16")
-
-
-def playable(path: Path | str) -> str:
-    """Asterisk plays files by name without extension."""
-    s = str(path)
-    for ext in _SOUND_EXT:
-        if s.endswith(ext):
-            return s[: -len(ext)]
-    return s
-
-
 class AgiDtmfDialog:
     def __init__(
         self,

@@ -196,7 +196,7 @@ Content-Length: 0
 """
 
 
-def _send_final(code: int, reason: str) -> str:
+def _send_final(code: int, reason: str, cseq: str = "[last_CSeq:]") -> str:
     return f"""  <send>
     <![CDATA[
 SIP/2.0 {code} {reason}
@@ -204,7 +204,7 @@ SIP/2.0 {code} {reason}
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
-[last_CSeq:]
+{cseq}
 Content-Length: 0
 
     ]]>
@@ -258,34 +258,10 @@ Content-Length: 0
   <recv response="200" crlf="true"/>
 """
 
-_RING_FOREVER = """  <recv request="CANCEL"/>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [cseq] INVITE
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <nop hide="true" next="end"/>
-"""
+# Ring until the caller gives up: 200 to its CANCEL, then 487 to the INVITE.
+_RING_FOREVER = ('  <recv request="CANCEL"/>\n' + _send_final(200, "OK")
+                 + _send_final(487, "Request Terminated", "CSeq: [cseq] INVITE")
+                 + '  <recv request="ACK"/>\n  <nop hide="true" next="end"/>\n')
 
 # A BYE (or anything else) arriving while a branch is pausing or streaming lands here.
 _TAIL = """  <label id="_unexp.main"/>
