@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_ENV = "IVR_CONFIG"
 HOME_ENV = "IVR_HOME"
@@ -108,6 +115,8 @@ class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     trunk: TrunkSettings = TrunkSettings()
+    # Further carrier trunks (region rules and caller-ID pools route calls over them by name).
+    trunks: list[TrunkSettings] = []
     speech: SpeechSettings = SpeechSettings()
     survey: Path = PROJECT_ROOT / "surveys" / "platform_satisfaction.cmn.yaml"
     # Operator-edited data files (validated by their own modules).
@@ -117,6 +126,18 @@ class Settings(_Strict):
     # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
     agent_dial: str = "PJSIP/agents@carrier"
     platform: str = "示例平台"
+
+    @model_validator(mode="after")
+    def _unique_trunks(self) -> Settings:
+        names = [t.name for t in self.all_trunks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"trunk names must be unique, repeated: {dup}")
+        return self
+
+    @property
+    def all_trunks(self) -> list[TrunkSettings]:
+        return [self.trunk, *self.trunks]
 
     @property
     def db_path(self) -> Path:

@@ -49,7 +49,12 @@ async def guard(call: CallContext) -> None:
     """Sets IVR_GUARD=allow only for a valid number that no rule forbids."""
     digits = call.args[0] if call.args else ""
     caller_id = await call.agi.get_variable("IVR_CALLER_ID")
-    allowed, reason = destination_allowed(call, digits, caller_id)
+    trunk = await call.agi.get_variable("IVR_TRUNK")
+    known = [t.name for t in call.settings.all_trunks]
+    if trunk and trunk not in known:
+        allowed, reason = False, f"unknown trunk {trunk!r} (configured: {', '.join(known)})"
+    else:
+        allowed, reason = destination_allowed(call, digits, caller_id)
     # UserEvent fields are comma separated: keep the reason to one field.
     await call.agi.set_variable("IVR_GUARD_REASON", reason.replace(",", ";"))
     await call.agi.set_variable("IVR_GUARD", "allow" if allowed else "deny")

@@ -92,6 +92,8 @@ def render(settings: Settings) -> Path:
         "rtp_end": settings.asterisk.rtp_end,
         "extra_modules": settings.asterisk.extra_modules,
         "trunk": settings.trunk,
+        "trunks": settings.all_trunks,
+        "transports": sorted({t.transport for t in settings.all_trunks}),
         "ami": settings.ami,
         "ami_secret": ami_secret(settings),
         "secret_file": secret_file(settings),

@@ -74,12 +74,19 @@ class Bed:
     """``with Bed(tmp_path, customers=[...]) as bed: ...`` starts everything, stops it after."""
 
     def __init__(self, home: Path, customers: Sequence[Customer] = (), *,
-                 transport: str = "fastagi", start_agi: bool = True, **overrides: Any) -> None:
+                 transport: str = "fastagi", start_agi: bool = True,
+                 extra_trunks: Sequence[str] = (), **overrides: Any) -> None:
+        """``extra_trunks``: names of further carrier trunks, each with its own sipp."""
         self.home = home
         self.home.mkdir(parents=True, exist_ok=True)
         self.config_file = home / "ivr.yaml"
+        if extra_trunks:
+            overrides["trunks"] = [{"name": name, "host": LOOPBACK,
+                                    "port": free_port(socket.SOCK_DGRAM)}
+                                   for name in extra_trunks]
         self.config_file.write_text(yaml.safe_dump(bed_config(home, transport=transport,
-                                                              **overrides)))
+                                                              **overrides), allow_unicode=True))
+        self.trunk_sipps: dict[str, SippCustomer] = {}
         self.settings: Settings = load_settings(self.config_file)
         self.customers = list(customers)
         self.start_agi = start_agi
@@ -132,6 +139,17 @@ class Bed:
                                  work_dir=self.home / "sipp")
         self.sipp.start()
 
+    def start_trunk_customers(self, trunk: str, customers: Sequence[Customer]) -> SippCustomer:
+        """sipp customers behind a further trunk (``extra_trunks``)."""
+        conf = next(t for t in self.settings.trunks if t.name == trunk)
+        if trunk in self.trunk_sipps:
+            self.trunk_sipps[trunk].stop()
+        sipp = SippCustomer(customers, host=LOOPBACK, port=conf.port,
+                            media_port=free_udp_range(4), work_dir=self.home / f"sipp-{trunk}")
+        sipp.start()
+        self.trunk_sipps[trunk] = sipp
+        return sipp
+
     def start_fastagi(self) -> None:
         log = open(self.home / "fastagi.log", "ab")  # noqa: SIM115
         self.agi_proc = subprocess.Popen(
@@ -166,6 +184,8 @@ class Bed:
             self.stop_fastagi()
             if self.sipp is not None:
                 self.sipp.stop()
+            for sipp in self.trunk_sipps.values():
+                sipp.stop()
             for key, value in self._old_env.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -96,6 +96,7 @@ def test_guard_refuses_bad_and_dnc_numbers(tmp_path: Path) -> None:
     for digits, verdict in (("8613912345678", "allow"), ("8613900000009", "deny"),
                             ("12", "deny"), ("8613999123456", "deny")):
         steps: list[Step] = [("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
+                             ("GET VARIABLE IVR_TRUNK", "200 result=0"),
                              ("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
                              ("SET VARIABLE IVR_GUARD", "200 result=1")]
         commands = run_session(settings, "guard", steps,
