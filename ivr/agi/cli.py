@@ -25,7 +25,13 @@ def agi() -> None:
 @agi.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:
-    """Serve FastAGI requests until interrupted (SIGINT/SIGTERM end it cleanly)."""
+    """Serve FastAGI requests until interrupted (SIGINT/SIGTERM end it cleanly).
+
+    \b
+    Examples:
+      ivr agi serve                         listen on agi.host:agi.port from ./ivr.yaml
+      ivr -c /etc/ivr/ivr.yaml agi serve &  same, with another config, in the background
+    """
     from ivr.agi.fastagi import serve as run
 
     settings = settings_from(ctx)
@@ -47,7 +53,12 @@ def serve(ctx: click.Context) -> None:
 
 @agi.command()
 def handlers() -> None:
-    """List registered AGI handlers."""
+    """List registered AGI handlers.
+
+    \b
+    Example:
+      ivr agi handlers              names a dialplan passes to the AGI (guard, survey, hangup...)
+    """
     from ivr.agi.registry import load_handlers
 
     for name, fn in sorted(load_handlers().items()):

@@ -57,7 +57,13 @@ def asterisk() -> None:
 @asterisk.command()
 @click.pass_context
 def start(ctx: click.Context) -> None:
-    """Render configs and start Asterisk in the background."""
+    """Render configs and start Asterisk in the background.
+
+    \b
+    Examples:
+      ivr asterisk start
+      ivr -c /etc/ivr/ivr.yaml asterisk start
+    """
     ast = Asterisk(settings_from(ctx))
     try:
         ast.start()
@@ -69,7 +75,12 @@ def start(ctx: click.Context) -> None:
 @asterisk.command()
 @click.pass_context
 def stop(ctx: click.Context) -> None:
-    """Stop the local Asterisk."""
+    """Stop the local Asterisk.
+
+    \b
+    Example:
+      ivr asterisk stop
+    """
     Asterisk(settings_from(ctx)).stop()
     click.echo("Asterisk stopped")
 
@@ -77,7 +88,13 @@ def stop(ctx: click.Context) -> None:
 @asterisk.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Say whether Asterisk runs, and show the trunk endpoint."""
+    """Say whether Asterisk runs, and show the trunk endpoint (exit 1 if it does not run).
+
+    \b
+    Examples:
+      ivr asterisk status
+      ivr asterisk status || ivr asterisk start
+    """
     ast = Asterisk(settings_from(ctx))
     if not ast.running():
         click.echo("Asterisk is not running")
@@ -90,7 +107,14 @@ def status(ctx: click.Context) -> None:
 @click.argument("command")
 @click.pass_context
 def rx(ctx: click.Context, command: str) -> None:
-    """Run one Asterisk CLI COMMAND."""
+    """Run one Asterisk CLI COMMAND.
+
+    \b
+    Examples:
+      ivr asterisk rx "pjsip show endpoints"
+      ivr asterisk rx "core show channels"
+      ivr asterisk rx "dialplan show ivr-survey"
+    """
     try:
         click.echo(Asterisk(settings_from(ctx)).rx(command).rstrip())
     except AsteriskError as exc:
@@ -121,6 +145,11 @@ def check(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Lint dialplan FILES (default: dialplans/*.conf); exit 1 on any problem.
 
     When Asterisk runs, applications are also checked against the ones it has loaded.
+
+    \b
+    Examples:
+      ivr dialplan check
+      ivr dialplan check dialplans/ivr-outbound.conf
     """
     from pathlib import Path
 
@@ -137,7 +166,12 @@ def check(ctx: click.Context, files: tuple[str, ...]) -> None:
 @dialplan.command()
 @click.pass_context
 def reload(ctx: click.Context) -> None:
-    """Lint, then reload the dialplans into the running Asterisk without a restart."""
+    """Lint, then reload the dialplans into the running Asterisk without a restart.
+
+    \b
+    Example:
+      ivr dialplan reload
+    """
     settings = settings_from(ctx)
     ast = Asterisk(settings)
     if not ast.running():

@@ -104,7 +104,14 @@ def numbers(ctx: click.Context, numbers_file: Path | None) -> None:
 @click.pass_context
 def check(ctx: click.Context, as_json: bool, campaign_size: int | None,
           pool_name: str | None) -> None:
-    """Recompute health, apply state changes, show the pool; exit 1 if it cannot serve."""
+    """Recompute health, apply state changes, show the pool; exit 1 if it cannot serve.
+
+    \b
+    Examples:
+      ivr numbers check
+      ivr numbers check --campaign-size 2000 --pool west
+      ivr numbers -f config/numbers.yaml check --json
+    """
     pool = _pool(ctx)
     report = check_pool(_db(ctx), pool, campaign_size=campaign_size, pool_name=pool_name,
                         source="cli")
@@ -153,7 +160,13 @@ def _print_report(report: CheckReport) -> None:
 @click.option("--expires", help="ISO 8601 time the flag lapses (default: until unflagged).")
 @click.pass_context
 def flag(ctx: click.Context, number: str, reason: str, expires: str | None) -> None:
-    """Flag NUMBER by hand: it leaves rotation at once."""
+    """Flag NUMBER by hand: it leaves rotation at once.
+
+    \b
+    Examples:
+      ivr numbers flag +862150001001 --reason "user reports: 骚扰电话"
+      ivr numbers flag +861060001001 --reason "carrier label" --expires 2027-01-01T00:00:00+08:00
+    """
     num = _number(number)
     until = None
     if expires:
@@ -174,7 +187,13 @@ def flag(ctx: click.Context, number: str, reason: str, expires: str | None) -> N
               help="Put it back in rotation now instead of after the cool-down.")
 @click.pass_context
 def unflag(ctx: click.Context, number: str, reason: str, skip_cooldown: bool) -> None:
-    """Lift every active flag of NUMBER; it re-enters rotation after cool-down and a clean check."""
+    """Lift every active flag of NUMBER; it re-enters rotation after cool-down and a clean check.
+
+    \b
+    Examples:
+      ivr numbers unflag +862150001001 --reason "label removed by the carrier"
+      ivr numbers unflag +862150001001 --reason "flagged by mistake" --skip-cooldown
+    """
     num = _number(number)
     db = _synced_db(ctx)
     n = clear_flags(db, num, reason.strip())
@@ -198,7 +217,13 @@ def unflag(ctx: click.Context, number: str, reason: str, skip_cooldown: bool) ->
 @click.option("--limit", default=30, show_default=True)
 @click.pass_context
 def history(ctx: click.Context, number: str | None, limit: int) -> None:
-    """State changes (newest first), of NUMBER or of the whole pool."""
+    """State changes (newest first), of NUMBER or of the whole pool.
+
+    \b
+    Examples:
+      ivr numbers history
+      ivr numbers history +862150001001 --limit 10
+    """
     db = _db(ctx)
     table = Table(title="caller-ID state history")
     for col in ("at", "number", "from", "to", "source", "reason"):
@@ -211,7 +236,13 @@ def history(ctx: click.Context, number: str | None, limit: int) -> None:
 
 @numbers.group()
 def flags() -> None:
-    """External / manual flags."""
+    """External / manual flags.
+
+    \b
+    Examples:
+      ivr numbers flags list
+      ivr numbers flags import feed.csv        columns number,reason[,source,expires_at,action]
+    """
 
 
 @flags.command("import")
@@ -219,7 +250,13 @@ def flags() -> None:
 @click.option("--source", help="Source name stored with each flag (default: csv:<file name>).")
 @click.pass_context
 def flags_import(ctx: click.Context, file: Path, source: str | None) -> None:
-    """Import flags from a CSV (number,reason[,source,expires_at,action]); exit 1 on bad rows."""
+    """Import flags from a CSV (number,reason[,source,expires_at,action]); exit 1 on bad rows.
+
+    \b
+    Examples:
+      ivr numbers flags import feed.csv
+      ivr numbers flags import carrier-2025-06.csv --source carrier-feed
+    """
     result = import_csv(_db(ctx), file, source=source)
     _print_import(result)
     ctx.exit(1 if result.errors else 0)
@@ -237,7 +274,12 @@ def _print_import(result: ImportResult) -> None:
 @flags.command("list")
 @click.pass_context
 def flags_list(ctx: click.Context) -> None:
-    """Active flags."""
+    """Active flags.
+
+    \b
+    Example:
+      ivr numbers flags list
+    """
     table = Table(title="active caller-ID flags")
     for col in ("id", "number", "source", "reason", "since", "expires"):
         table.add_column(col, overflow="fold")
@@ -252,7 +294,14 @@ def flags_list(ctx: click.Context) -> None:
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_context
 def serve_flags(ctx: click.Context, host: str, port: int) -> None:
-    """Serve POST /flags (JSON) on the loopback interface until Ctrl-C."""
+    """Serve POST /flags (JSON) on the loopback interface until Ctrl-C.
+
+    \b
+    Examples:
+      ivr numbers serve-flags --port 8765
+      curl -d '{"number": "+862150001001", "reason": "user reports"}' \\
+          http://127.0.0.1:8765/flags
+    """
     from ivr.callerid.flagserver import FlagServer
 
     try:

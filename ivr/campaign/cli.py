@@ -57,7 +57,15 @@ def parse_when(text: str, tz: str = "Asia/Shanghai") -> datetime:
 
 @click.group()
 def campaign() -> None:
-    """Import orders, plan a campaign, run the dialer, watch and control it."""
+    """Import orders, plan a campaign, run the dialer, watch and control it.
+
+    \b
+    Examples:
+      ivr campaign import orders.csv --rejects rejects.csv
+      ivr campaign plan "live-stream buyers" --script surveys/platform_satisfaction.cmn.yaml
+      ivr campaign run live-stream-buyers-20261201093000-3f2a --until-idle
+      ivr campaign status live-stream-buyers-20261201093000-3f2a
+    """
 
 
 @campaign.command("import")
@@ -71,7 +79,13 @@ def campaign() -> None:
 @click.pass_context
 def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str,
                tz: str) -> None:
-    """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV."""
+    """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV.
+
+    \b
+    Examples:
+      ivr campaign import orders.csv --rejects rejects.csv
+      ivr campaign import orders-kr.jsonl --region KR --tz Asia/Seoul
+    """
     db = _db(ctx)
     size = file.stat().st_size or 1
     try:
@@ -107,7 +121,16 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
 def plan(ctx: click.Context, name: str, script: str, language: str | None, days: int | None,
          segments_path: Path, policy_path: Path, starts: str | None, ends: str | None,
          reference: str | None) -> None:
-    """Select, segment and schedule buyers into a new campaign NAME."""
+    """Select, segment and schedule buyers into a new campaign NAME (prints its id).
+
+    \b
+    Examples:
+      ivr campaign plan "live-stream buyers" --script surveys/platform_satisfaction.cmn.yaml
+      ivr campaign plan "double-12 recall" --script surveys/platform_satisfaction.cmn.yaml \\
+          --days 7 --starts 2026-12-13T09:00 --ends 2026-12-20
+      ivr campaign plan "may recall" --script surveys/platform_satisfaction.cmn.yaml \\
+          --reference 2026-05-31 --segments config/segments.yaml
+    """
     settings = settings_from(ctx)
     from ivr.regions.rules import load_rules
 
@@ -154,7 +177,14 @@ def plan(ctx: click.Context, name: str, script: str, language: str | None, days:
 def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: float | None,
         until_idle: bool, health_interval: float | None) -> None:
     """Dial the campaign through AMI with region rules, caller-ID rotation and health checks
-    (Ctrl-C: finish calls in progress, then stop). One run per campaign at a time."""
+    (Ctrl-C: finish calls in progress, then stop). One run per campaign at a time.
+
+    \b
+    Examples:
+      ivr campaign run live-stream-buyers-20261201093000-3f2a
+      ivr campaign run live-stream-buyers-20261201093000-3f2a --max-concurrent 10 --cps 2
+      ivr campaign run live-stream-buyers-20261201093000-3f2a --until-idle
+    """
     settings = settings_from(ctx)
     db = open_db(settings.db_path)
     _prerender(settings, db, campaign_id)
@@ -195,7 +225,12 @@ def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
 @click.argument("campaign_id")
 @click.pass_context
 def status(ctx: click.Context, campaign_id: str) -> None:
-    """Contacts by state and outcome, attempts by outcome."""
+    """Contacts by state and outcome, attempts by outcome.
+
+    \b
+    Example:
+      ivr campaign status live-stream-buyers-20261201093000-3f2a
+    """
     db = _db(ctx)
     try:
         camp = dialer_mod.get_campaign(db, campaign_id)
@@ -236,7 +271,12 @@ def status(ctx: click.Context, campaign_id: str) -> None:
 @click.argument("campaign_id")
 @click.pass_context
 def pause(ctx: click.Context, campaign_id: str) -> None:
-    """Start no new calls (calls in progress finish)."""
+    """Start no new calls (calls in progress finish).
+
+    \b
+    Example:
+      ivr campaign pause live-stream-buyers-20261201093000-3f2a
+    """
     try:
         dialer_mod.pause(_db(ctx), campaign_id)
     except dialer_mod.CampaignError as exc:
@@ -248,7 +288,12 @@ def pause(ctx: click.Context, campaign_id: str) -> None:
 @click.argument("campaign_id")
 @click.pass_context
 def resume(ctx: click.Context, campaign_id: str) -> None:
-    """Let a paused (or breaker-stopped) campaign dial again."""
+    """Let a paused (or breaker-stopped) campaign dial again.
+
+    \b
+    Example:
+      ivr campaign resume live-stream-buyers-20261201093000-3f2a
+    """
     try:
         previous = dialer_mod.resume(_db(ctx), campaign_id)
     except dialer_mod.CampaignError as exc:

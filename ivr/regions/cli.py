@@ -52,7 +52,14 @@ def regions(ctx: click.Context, rules_file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def check(ctx: click.Context, numbers: tuple[str, ...], as_json: bool) -> None:
-    """Print the decision for each NUMBER (E.164). Exit 0 whatever the decisions are."""
+    """Print the decision for each NUMBER (E.164). Exit 0 whatever the decisions are.
+
+    \b
+    Examples:
+      ivr regions check +8613999123456 +8613912345678
+      ivr regions check --json +8613999123456
+      ivr regions --rules config/regions.yaml check +8613912345678
+    """
     rules = _rules(ctx)
     decisions = [rules.decide(n) for n in numbers]
     if as_json:
@@ -76,7 +83,13 @@ def check(ctx: click.Context, numbers: tuple[str, ...], as_json: bool) -> None:
 @regions.command("rules")
 @click.pass_context
 def list_rules(ctx: click.Context) -> None:
-    """List the rules in the order they are tried."""
+    """List the rules in the order they are tried.
+
+    \b
+    Examples:
+      ivr regions rules
+      ivr regions --rules config/regions.yaml rules
+    """
     rules = _rules(ctx)
     table = Table(title=f"region rules ({rules.source}); first enabled match wins")
     for col in ("#", "name", "on", "match", "action", "details"):

@@ -33,7 +33,13 @@ def _engine(ctx: click.Context) -> TtsEngine:
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Also copy the WAV here.")
 @click.pass_context
 def render_cmd(ctx: click.Context, text: str, voice: str, out: str | None) -> None:
-    """Render TEXT to an 8 kHz WAV (cached) and print its path."""
+    """Render TEXT to an 8 kHz WAV (cached) and print its path.
+
+    \b
+    Examples:
+      ivr speech render "您好，这里是示例平台的客户体验团队。" --voice cmn-calm-female
+      ivr speech render "만족하십니까?" --voice ko-friendly-female --out /tmp/q1.wav
+    """
     engine = _engine(ctx)
     try:
         path = engine.render(text, voice)
@@ -52,7 +58,12 @@ def render_cmd(ctx: click.Context, text: str, voice: str, out: str | None) -> No
 @click.command("voices")
 @click.pass_context
 def voices_cmd(ctx: click.Context) -> None:
-    """List the voice profiles (validated against espeak-ng)."""
+    """List the voice profiles (validated against espeak-ng).
+
+    \b
+    Example:
+      ivr speech voices
+    """
     from ivr.cli import settings_from
 
     directory = settings_from(ctx).speech.voices_dir
@@ -78,7 +89,17 @@ def voices_cmd(ctx: click.Context) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def prerender_cmd(ctx: click.Context, file: str, no_progress: bool) -> None:
-    """Render every {"text","voice"} line of FILE.jsonl ahead of a campaign."""
+    """Render every {"text","voice"} line of FILE.jsonl ahead of a campaign.
+
+    \b
+    Examples:
+      ivr speech prerender prompts.jsonl
+      ivr speech prerender prompts.jsonl --no-progress
+
+    \b
+    A line of prompts.jsonl:
+      {"text": "您对这次购物满意吗？", "voice": "cmn-calm-female"}
+    """
     items: list[tuple[str, str]] = []
     for n, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -33,7 +33,13 @@ SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
 
 @click.group()
 def survey() -> None:
-    """Survey scripts: validate them and look at their graph."""
+    """Survey scripts: validate them and look at their graph.
+
+    \b
+    Examples:
+      ivr survey validate surveys/platform_satisfaction.cmn.yaml
+      ivr survey show surveys/platform_satisfaction.cmn.yaml
+    """
 
 
 def _load(path: str, vocabulary: Any = None) -> Script:
@@ -55,7 +61,14 @@ def _load(path: str, vocabulary: Any = None) -> Script:
 @click.pass_context
 def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
              model_path: Path | None) -> None:
-    """Report every problem in survey FILES (file:line: node: problem); exit 1 if any."""
+    """Report every problem in survey FILES (file:line: node: problem); exit 1 if any.
+
+    \b
+    Examples:
+      ivr survey validate surveys/platform_satisfaction.cmn.yaml
+      ivr survey validate surveys/*.yaml
+      ivr survey validate surveys/platform_satisfaction.ko.yaml --model ko
+    """
     vocabulary = None
     if model_lang or model_path:
         try:
@@ -83,7 +96,13 @@ def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dot", is_flag=True, help="Print a Graphviz digraph instead of text.")
 def show(file: str, dot: bool) -> None:
-    """Show the nodes of a survey and where each answer leads."""
+    """Show the nodes of a survey and where each answer leads.
+
+    \b
+    Examples:
+      ivr survey show surveys/platform_satisfaction.cmn.yaml
+      ivr survey show surveys/platform_satisfaction.cmn.yaml --dot | dot -Tsvg > survey.svg
+    """
     s = _load(file)
     click.echo(graph_dot(s) if dot else graph_text(s))
 
@@ -145,7 +164,17 @@ def graph_dot(s: Script) -> str:
               help="Call id; with --db, rerunning the same id resumes the stored call.")
 def simulate(script_path: str, answers: str | None, order_json: str | None,
              language: str | None, db_path: str | None, call_id: str) -> None:
-    """Run SCRIPT with scripted or typed answers and show the path and the stored results."""
+    """Run SCRIPT with scripted or typed answers and show the path and the stored results.
+
+    \b
+    Examples:
+      ivr simulate surveys/platform_satisfaction.cmn.yaml --answers 2,1,1,-,1
+      ivr simulate surveys/platform_satisfaction.cmn.yaml      type each answer at the prompt
+      ivr simulate surveys/platform_satisfaction.cmn.yaml --answers '1,!' \\
+          --order '{"product": "有机蓝莓", "price": 59}'
+      ivr simulate surveys/platform_satisfaction.cmn.yaml --answers 2,1 \\
+          --db var/sim.db --call-id sim-7
+    """
     s = _load(script_path)
     order = dict(SAMPLE_ORDERS.get(s.language, SAMPLE_ORDERS["cmn"]))
     if order_json:
