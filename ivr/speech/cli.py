@@ -11,7 +11,7 @@ import click
 from ivr.cli import settings_from
 from ivr.config import PROJECT_ROOT
 from ivr.speech import install as inst
-from ivr.speech.grammar import GrammarError, build_grammar, filler_words
+from ivr.speech.grammar import GrammarError, question_grammar
 from ivr.speech.models import ModelError, get_model, looks_like_model, spec_path
 
 
@@ -81,11 +81,21 @@ def words(ctx: click.Context, lang: str, words: tuple[str, ...]) -> None:
 @click.option("--lang", required=True)
 @click.option("--phrases", required=True,
               help="intent=phrase,... e.g. 'yes=네,yes=예,no=아니요' (words space-separated).")
-@click.option("--no-fillers", is_flag=True, help="Do not add the language's garbage words.")
+@click.option("--checks", default=None,
+              help="Second-opinion decoders, comma-separated (conf, garbage); default: the "
+                   "recogniser's default, as on real calls; '' for none.")
 @click.pass_context
-def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, no_fillers: bool) -> None:
-    """Decode a mono 16-bit WAV as one answer and print the hypothesis as JSON."""
-    from ivr.speech.recognizer import recognize_pcm
+def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: str | None) -> None:
+    """Decode a mono 16-bit WAV as one answer, exactly as a real call's turn does (the question's
+    grammar from question_grammar, the default second-opinion decoders, the language's
+    thresholds), and print the hypothesis as JSON (reason and features say why it was rejected).
+
+    \b
+    Telephone path (8 kHz mu-law round trip, as the IVR hears it through AudioSocket):
+      sox in.wav -r 8000 -c 1 -t ul tmp.ul && sox -r 8000 -c 1 -t ul tmp.ul -b 16 tel.wav
+      ivr speech recognize tel.wav --lang ko --phrases 'yes=네,no=아니요'
+    """
+    from ivr.speech.recognizer import DEFAULT_CHECKS, recognize_pcm
 
     intents: dict[str, list[str]] = {}
     for part in phrases.split(","):
@@ -93,10 +103,12 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, no_fillers
         if not sep or not intent.strip() or not phrase.strip():
             raise click.BadParameter(f"{part!r} is not intent=phrase", param_hint="--phrases")
         intents.setdefault(intent.strip(), []).append(phrase.strip())
+    check_names = DEFAULT_CHECKS if checks is None else tuple(
+        c.strip() for c in checks.split(",") if c.strip())
     model = _model(ctx, lang)
     try:
-        grammar = build_grammar(intents, model, question="(command line)", source="--phrases",
-                                fillers=() if no_fillers else filler_words(lang))
+        grammar = question_grammar(intents, model, language=lang, question="(command line)",
+                                   source="--phrases")
     except GrammarError as exc:
         raise click.ClickException(str(exc)) from exc
     with wave.open(str(wav), "rb") as w:
@@ -104,11 +116,16 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, no_fillers
             raise click.ClickException(f"{wav}: need mono 16-bit PCM WAV "
                                        f"(try: sox {wav} -r 8000 -c 1 -b 16 out.wav)")
         rate, pcm = w.getframerate(), w.readframes(w.getnframes())
-    hyp, events = recognize_pcm(model, grammar, intents, pcm, sample_rate=rate)
+    try:
+        hyp, events = recognize_pcm(model, grammar, intents, pcm, sample_rate=rate,
+                                    checks=check_names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--checks") from exc
     click.echo(json.dumps({
         "intent": hyp.intent, "confidence": round(hyp.confidence, 3),
         "transcript": hyp.transcript, "reason": hyp.reason, "best_intent": hyp.best_intent,
         "alternatives": [[a.text, round(a.score, 2), a.intent] for a in hyp.alternatives],
+        "features": {k: round(v, 3) for k, v in hyp.features.items()},
         "events": [[e.value, ms] for e, ms in events],
     }, ensure_ascii=False))
 

@@ -27,12 +27,19 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("te
 
 SCRIPT = Path(__file__).parent.parent / "data" / "mini.ko.yaml"
 VOICE = "ko-calm-male"
+# The customers' espeak voice and speed, chosen by measurement: on 8 kHz mu-law audio decoded as
+# a real turn (question_grammar + the filler-word check) at 16 phases of the 20 ms frame grid
+# (which vary call to call), ko+f3 at 150 wpm was accepted on every phase for 네 만족, 아니요,
+# 환불 and 할인권, and 배송 was rejected on every phase. See the report of that measurement.
+CUSTOMER_VOICE = "ko+f3"
+CUSTOMER_WPM = 150
 
 
-def say(word: str, tmp: Path, voice: str = "ko+m3") -> Path:
-    out = tmp / f"{word}-{voice.replace('+', '_')}.wav"
+def say(words: str, tmp: Path, voice: str = CUSTOMER_VOICE, wpm: int = CUSTOMER_WPM) -> Path:
+    out = tmp / f"{words.replace(' ', '_')}-{voice.replace('+', '_')}-{wpm}.wav"
     if not out.exists():
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), word], check=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(out), words],
+                       check=True)
     return out
 
 
@@ -43,13 +50,13 @@ def words(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 PLANS: dict[str, Sequence[tuple[str, dict[str, object]]]] = {
     # number: [(word or "" for silence or a key, answer options)]
-    "821000000001": [("네", {"intent": "satisfied"}), ("환불", {"intent": "refund"})],
-    "821000000002": [("아니요", {"intent": "unsatisfied"}), ("환불", {"intent": "refund"})],
+    "821000000001": [("네 만족", {"intent": "satisfied"}), ("환불", {"intent": "refund"})],
+    "821000000002": [("아니요", {"intent": "unsatisfied"}), ("할인권", {"intent": "voucher"})],
     "821000000003": [("", {"silent": True}), ("", {"silent": True}), ("", {"key": "1"}),
                      ("환불", {"intent": "refund"})],
     "821000000004": [("배송", {}), ("배송", {}), ("", {"key": "2"}),
                      ("환불", {"intent": "refund"})],
-    "821000000005": [("네", {"intent": "satisfied", "barge_in_ms": 1500}),
+    "821000000005": [("네 만족", {"intent": "satisfied", "barge_in_ms": 1500}),
                      ("환불", {"intent": "refund"})],
 }
 
@@ -92,7 +99,7 @@ def answers(bed: Bed, call_id: str) -> list[tuple[str, str | None, str, int]]:
 
 
 @pytest.mark.parametrize(("number", "satisfied", "remedy"),
-                         [("821000000001", 1, "refund"), ("821000000002", 0, "refund")])
+                         [("821000000001", 1, "refund"), ("821000000002", 0, "voucher")])
 def test_voice_answers_are_recognised(bed: Bed, number: str, satisfied: int,
                                       remedy: str) -> None:
     r = call(bed, number)
