@@ -405,6 +405,7 @@ class _Session:
                 log.info("audiosocket %s: ignoring key %s %d ms into the turn", self.key, digit,
                          since)
                 return
+            log.info("audiosocket %s: key %s %d ms into the turn", self.key, digit, since)
             if self.turn.accept_dtmf and (not self.playing or self.turn.barge_in):
                 self._stop_prompt()
                 self._finish("dtmf", dtmf=digit)

@@ -17,7 +17,15 @@ from ivr.speech.models import ModelError, get_model, looks_like_model, spec_path
 
 @click.group()
 def speech() -> None:
-    """Speech recognition models and tools (Vosk)."""
+    """Speech recognition models and tools (Vosk), and prompt rendering (TTS).
+
+    \b
+    Examples:
+      ivr speech models
+      ivr speech words --lang ko 네 아니요 만족
+      ivr speech recognize answer.wav --lang ko --phrases 'yes=네,no=아니요'
+      ivr speech render "请问您对这次购买满意吗？" --voice cmn-calm-female
+    """
 
 
 @speech.command("install-model")
@@ -56,7 +64,12 @@ def install_model(lang: str, url: str | None, zip_file: Path | None, sha256: str
 @speech.command("models")
 @click.pass_context
 def models(ctx: click.Context) -> None:
-    """List the configured models per language and whether they are installed."""
+    """List the configured models per language and whether they are installed.
+
+    \b
+    Example:
+      ivr speech models             configured model per language, installed or MISSING
+    """
     settings = settings_from(ctx)
     for lang, spec in sorted(settings.speech.models.items()):
         path = spec_path(spec)
@@ -70,7 +83,12 @@ def models(ctx: click.Context) -> None:
 @click.argument("words", nargs=-1, required=True)
 @click.pass_context
 def words(ctx: click.Context, lang: str, words: tuple[str, ...]) -> None:
-    """Check which words are in the model's vocabulary (grammar phrases need them)."""
+    """Check which words are in the model's vocabulary (grammar phrases need them).
+
+    \b
+    Example:
+      ivr speech words --lang ko 네 아니요 만족
+    """
     model = _model(ctx, lang)
     for w in words:
         click.echo(f"{w}\t{'yes' if model.has_word(w) else 'NO'}")
@@ -91,7 +109,7 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: st
     thresholds), and print the hypothesis as JSON (reason and features say why it was rejected).
 
     \b
-    Telephone path (8 kHz mu-law round trip, as the IVR hears it through AudioSocket):
+    Example (telephone path: 8 kHz mu-law round trip, as the IVR hears it via AudioSocket):
       sox in.wav -r 8000 -c 1 -t ul tmp.ul && sox -r 8000 -c 1 -t ul tmp.ul -b 16 tel.wav
       ivr speech recognize tel.wav --lang ko --phrases 'yes=네,no=아니요'
     """

@@ -133,22 +133,30 @@ class ScenarioBuilder:
         out.append(_ANSWER)
         hung_up = False
         presses = 0
+        streaming = False
         for a in c.actions:
             if isinstance(a, Wait):
                 out.append(f'  <pause milliseconds="{a.ms}"/>\n')
             elif isinstance(a, Dtmf):
+                if streaming:
+                    # Keys are a second RTP stream (sipp's pcap player): interleaved with the
+                    # voice stream Asterisk takes them for repeated presses, so pause the voice.
+                    out.append('  <nop><action><exec rtp_stream="pause"/></action></nop>\n')
                 for d in a.digit:
                     # each press its own RTP timestamp, or Asterisk drops repeats as duplicates
                     pcap = write_press(d, presses, self.media_dir / f"{c.label}-{presses}.pcap")
                     presses += 1
                     out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
                                '  <pause milliseconds="300"/>\n')
+                if streaming:
+                    out.append('  <nop><action><exec rtp_stream="resume"/></action></nop>\n')
             elif isinstance(a, Say):
                 ulaw, ms = ulaw_file(a.audio, self.media_dir)
                 out.append(f'  <nop><action><exec rtp_stream="{escape(str(ulaw))},1,0"/>'
                            f'</action></nop>\n')
                 if not a.background:
                     out.append(f'  <pause milliseconds="{ms}"/>\n')
+                streaming = streaming or a.background
             elif isinstance(a, HangUp):
                 out.append(_SEND_BYE)
                 hung_up = True

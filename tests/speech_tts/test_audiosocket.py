@@ -226,3 +226,16 @@ def test_register_twice_is_refused():
                 server.register(str(u), Turn())
 
     run(scenario())
+
+
+def test_key_tail_at_turn_start_is_ignored():
+    # A key event in the first moments of a turn is the tail of the previous question's press.
+    async def press(client: FakeAsterisk) -> None:
+        await asyncio.sleep(0.05)
+        await client.dtmf("1")
+        await asyncio.sleep(0.6)
+        await client.dtmf("2")
+
+    outcome, _client = run(one_turn(Turn(prompt=tone(3000), listener=EnergyListener()),
+                                    audio.silence(3000), press))
+    assert outcome.event == "dtmf" and outcome.dtmf == "2"
