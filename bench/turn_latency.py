@@ -33,7 +33,7 @@ from ivr.prompts import engine  # noqa: E402
 from ivr.survey.loader import load_script  # noqa: E402
 from ivr.testing.bed import Bed  # noqa: E402
 from ivr.testing.customer_plan import Answer, plan_customer  # noqa: E402
-from ivr.testing.rtp_sniffer import RtpSniffer, voiced_spans  # noqa: E402
+from ivr.testing.rtp_sniffer import RtpSniffer, turn_timings  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.ko.yaml"
 VOICES = ("ko+m3", "ko+f3", "ko+m5")
@@ -55,18 +55,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(sniffer: RtpSniffer, since: float, until: float) -> tuple[list[float], list[float]]:
-    packets = [p for p in sniffer.packets if since <= p.t <= until]
-    caller = voiced_spans(packets, to_customer=False)
-    prompts = voiced_spans(packets, to_customer=True)
-    latencies, stops = [], []
-    for onset, offset in caller:
-        during = [p for p in prompts if p[0] < onset < p[1]]
-        if during:  # barge-in: how long the prompt went on after the caller started
-            stops.append((during[0][1] - onset) * 1000)
-        nxt = [p for p in prompts if p[0] > offset]
-        if nxt:
-            latencies.append((nxt[0][0] - offset) * 1000)
-    return latencies, stops
+    return turn_timings([p for p in sniffer.packets if since <= p.t <= until])
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 
 ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35  # Linux <asm-generic/socket.h>
+ONSET_SLACK_S = 0.15
 
 
 def _ulaw_table() -> list[int]:
@@ -56,8 +58,14 @@ class RtpSniffer:
 
     def start(self) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(ETH_P_ALL))
+        # Kernel receive timestamps: a busy machine may read late, the times stay exact. A big
+        # buffer so that no packet is dropped while the reader is behind.
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
         self.sock.bind(("lo", 0))
         self.sock.settimeout(0.2)
+        # kernel timestamps are CLOCK_REALTIME; packets are reported on the monotonic clock
+        self._offset = time.time() - time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -77,14 +85,19 @@ class RtpSniffer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                frame, addr = self.sock.recvfrom(65535)
+                frame, ancdata, _flags, addr = self.sock.recvmsg(65535, 64)
             except TimeoutError:
                 continue
             except OSError:
                 return
             if addr[2] == socket.PACKET_OUTGOING:
                 continue  # loopback shows each packet twice; keep the incoming copy
-            self._parse(frame, time.monotonic())
+            t = time.monotonic()
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    t = sec + nsec / 1e9 - self._offset
+            self._parse(frame, t)
 
     def _parse(self, frame: bytes, t: float) -> None:
         if len(frame) < 14 + 20 + 8 + 12 or frame[12:14] != b"\x08\x00":
@@ -117,3 +130,26 @@ def voiced_spans(packets: list[Packet], *, to_customer: bool, threshold_db: floa
         else:
             spans.append((p.t, p.t))
     return spans
+
+
+def turn_timings(packets: list[Packet]) -> tuple[list[float], list[float]]:
+    """(turn latencies, barge-in stop times) in ms, as heard at the customer's port.
+
+    Turn latency: end of a caller utterance -> onset of the next prompt audio. Barge-in stop: a
+    prompt that ends while the caller is speaking stopped this long after the caller's speech
+    started (or after the prompt itself started, if the caller was already speaking).
+    """
+    caller = voiced_spans(packets, to_customer=False)
+    prompts = voiced_spans(packets, to_customer=True)
+    latencies, stops = [], []
+    for onset, offset in caller:
+        for p_start, p_end in prompts:
+            # The IVR may hear the soft start of a word before it crosses this level: a prompt
+            # ending up to ONSET_SLACK_S before the audible onset was still cut by it.
+            if onset - ONSET_SLACK_S < p_end <= offset + 0.05 and p_start < onset:
+                stops.append(max(0.0, p_end - onset) * 1000)
+                break
+        nxt = [p for p in prompts if p[0] > offset]
+        if nxt:
+            latencies.append((nxt[0][0] - offset) * 1000)
+    return latencies, stops
