@@ -200,6 +200,12 @@ class Bed:
     def db(self) -> Any:
         return open_db(self.settings.db_path)
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query on the bed's database, as dicts."""
+        cur = self.db().execute(sql, list(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
     def call_row(self, call_id: str, *, settled: bool = True, timeout: float = 10.0) -> Any:
         """The calls row, once the hangup handler has run (it may trail the dialer's result)."""
         deadline = time.monotonic() + timeout

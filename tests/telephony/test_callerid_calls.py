@@ -35,12 +35,6 @@ def quick(digits: str) -> Customer:
     return Customer(digits, actions=[Wait(1000), HangUp()])
 
 
-def rows(bed: Bed, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = bed.db().execute(sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     home = tmp_path_factory.mktemp("callerid-bed")
@@ -68,7 +62,7 @@ def test_same_callee_keeps_its_caller_id_across_retries(bed: Bed, tmp_path: Path
                                                handle_signals=False, poll_interval_s=0.2))
         # After the busy attempt and the others' calls, s1 answers its retry.
         while True:
-            ended = rows(bed, "SELECT phone, outcome FROM attempts WHERE campaign_id = ? AND "
+            ended = bed.rows("SELECT phone, outcome FROM attempts WHERE campaign_id = ? AND "
                          "state = 'ended'", [cid])
             if len(ended) >= 3 or run.done():
                 break
@@ -78,7 +72,7 @@ def test_same_callee_keeps_its_caller_id_across_retries(bed: Bed, tmp_path: Path
 
     stats = asyncio.run(go())
     assert stats.status == "done", (stats, bed.diagnostics())
-    attempts = rows(bed, "SELECT phone, caller_id, outcome FROM attempts WHERE campaign_id = ? "
+    attempts = bed.rows("SELECT phone, caller_id, outcome FROM attempts WHERE campaign_id = ? "
                     "ORDER BY id", [cid])
     first = [a for a in attempts if a["phone"] == s1]
     assert [a["outcome"] for a in first] == ["busy", "answered"], (attempts, bed.diagnostics())
@@ -102,10 +96,10 @@ def test_rejected_caller_id_is_flagged_and_rotated_out_mid_campaign(bed: Bed,
     # The planner skipped the Xinjiang number with the rule's reason and queued its message.
     assert plan["pending"] == len(callees) and plan["skipped"] == 1, plan
     assert plan["region_messages"] == 1
-    (xj,) = rows(bed, "SELECT state, skip_reason FROM contacts WHERE campaign_id = ? AND "
+    (xj,) = bed.rows("SELECT state, skip_reason FROM contacts WHERE campaign_id = ? AND "
                  "phone = ?", [cid, XINJIANG])
     assert xj["state"] == "skipped" and "xinjiang-mobile-message" in xj["skip_reason"]
-    (msg,) = rows(bed, "SELECT phone, kind, text, dedup_key FROM outbox WHERE campaign_id = ?",
+    (msg,) = bed.rows("SELECT phone, kind, text, dedup_key FROM outbox WHERE campaign_id = ?",
                   [cid])
     assert (msg["phone"], msg["kind"]) == (XINJIANG, REGION_MESSAGE_KIND)
     assert "快购" in msg["text"] and "婴儿湿巾" in msg["text"]
@@ -119,7 +113,7 @@ def test_rejected_caller_id_is_flagged_and_rotated_out_mid_campaign(bed: Bed,
                                      poll_interval_s=0.2))
     assert stats.status == "done", (stats, bed.diagnostics())
 
-    attempts = rows(bed, "SELECT * FROM attempts WHERE campaign_id = ? ORDER BY started_at",
+    attempts = bed.rows("SELECT * FROM attempts WHERE campaign_id = ? ORDER BY started_at",
                     [cid])
     on_b = [a for a in attempts if a["caller_id"] == B]
     # B's calls were declined by the callee; a B call picked just before the flag is refused by
@@ -130,10 +124,10 @@ def test_rejected_caller_id_is_flagged_and_rotated_out_mid_campaign(bed: Bed,
         attempts, bed.diagnostics())
     assert all("caller ID refused" in (a["detail"] or "") for a in refused_b), refused_b
     assert all(a["outcome"] == "answered" for a in attempts if a["caller_id"] == A), attempts
-    (number_b,) = rows(bed, "SELECT * FROM numbers WHERE number = ?", [B])
+    (number_b,) = bed.rows("SELECT * FROM numbers WHERE number = ?", [B])
     # Out of rotation: flagged, then cooling down (a clean re-check only starts the cool-down).
     assert number_b["state"] in ("flagged", "cooling_down"), number_b
-    flagged = rows(bed, "SELECT at, source, reason FROM number_events WHERE number = ? AND "
+    flagged = bed.rows("SELECT at, source, reason FROM number_events WHERE number = ? AND "
                    "to_state = 'flagged' AND at >= ?", [B, attempts[0]["started_at"]])
     assert flagged and flagged[0]["source"] == "monitor", flagged  # during the campaign
     assert "explicit rejections" in flagged[0]["reason"]
@@ -150,7 +144,7 @@ def test_rejected_caller_id_is_flagged_and_rotated_out_mid_campaign(bed: Bed,
     # (and answered) on A.
     declined = {a["phone"] for a in sent_b}
     refused = {a["phone"] for a in refused_b}
-    for c in rows(bed, "SELECT phone, state, final_outcome, attempts FROM contacts WHERE "
+    for c in bed.rows("SELECT phone, state, final_outcome, attempts FROM contacts WHERE "
                   "campaign_id = ? AND phone != ?", [cid, XINJIANG]):
         expected = (("done", "rejected", 1) if c["phone"] in declined else
                     ("done", "answered", 2) if c["phone"] in refused else

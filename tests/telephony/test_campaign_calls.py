@@ -56,12 +56,6 @@ def answering(bed: Bed, digits: str) -> Customer:
                          language="cmn", work_dir=bed.home)
 
 
-def rows(bed: Bed, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = bed.db().execute(sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     home = tmp_path_factory.mktemp("campaign-bed")
@@ -98,10 +92,10 @@ def test_twenty_contact_campaign(bed: Bed, tmp_path: Path) -> None:
                                      poll_interval_s=0.2))
     elapsed = time.monotonic() - t0
     assert stats.status == "done", (stats, bed.diagnostics())
-    contacts = {r["phone"][1:]: r for r in rows(
-        bed, "SELECT * FROM contacts WHERE campaign_id = ?", [cid])}
+    contacts = {r["phone"][1:]: r for r in bed.rows(
+        "SELECT * FROM contacts WHERE campaign_id = ?", [cid])}
     attempts: dict[str, list[dict[str, Any]]] = {}
-    for a in rows(bed, "SELECT * FROM attempts WHERE campaign_id = ? ORDER BY id", [cid]):
+    for a in bed.rows("SELECT * FROM attempts WHERE campaign_id = ? ORDER BY id", [cid]):
         attempts.setdefault(a["phone"][1:], []).append(a)
     states = {d: (c["state"], c["final_outcome"], c["attempts"]) for d, c in contacts.items()}
     for d in ANSWER:
@@ -131,8 +125,8 @@ def test_twenty_contact_campaign(bed: Bed, tmp_path: Path) -> None:
         call = bed.call_row(call_id)
         assert call is not None, bed.diagnostics()
         assert (call["order_id"], call["voice"], call["campaign_id"]) == (f"O{d}", VOICE, cid)
-        got = [(r["node"], r["dtmf"]) for r in rows(
-            bed, "SELECT node, dtmf FROM answers WHERE call_id = ? ORDER BY seq", [call_id])]
+        got = [(r["node"], r["dtmf"]) for r in bed.rows(
+            "SELECT node, dtmf FROM answers WHERE call_id = ? ORDER BY seq", [call_id])]
         assert got == [("satisfaction", "1"), ("again", "2")], (d, got, bed.diagnostics())
         assert (call["satisfied"], call["would_buy_again"]) == (1, 0)
     status = cli(bed, "status", cid)
@@ -183,11 +177,11 @@ def test_kill_dialer_mid_campaign_and_restart(bed: Bed, tmp_path: Path) -> None:
     again = cli(bed, "run", cid)
     stats = json.loads(again.stdout.strip().splitlines()[-1])
     assert stats["status"] == "done" and stats["recovered"] == open_at_kill, again.stdout
-    contacts = rows(bed, "SELECT phone, state, final_outcome, attempts FROM contacts WHERE "
+    contacts = bed.rows("SELECT phone, state, final_outcome, attempts FROM contacts WHERE "
                     "campaign_id = ?", [cid])
     assert {(c["state"], c["final_outcome"], c["attempts"]) for c in contacts} == {
         ("done", "answered", 1)}, contacts
-    attempts = rows(bed, "SELECT * FROM attempts WHERE campaign_id = ?", [cid])
+    attempts = bed.rows("SELECT * FROM attempts WHERE campaign_id = ?", [cid])
     assert len(attempts) == len(digits)  # one per contact: none lost, none doubled
     assert all(a["state"] == "ended" and a["outcome"] == "answered" for a in attempts), attempts
     assert bed.sipp is not None

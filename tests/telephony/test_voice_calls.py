@@ -56,7 +56,7 @@ PLANS: dict[str, Sequence[tuple[str, dict[str, object]]]] = {
                      ("환불", {"intent": "refund"})],
     "821000000004": [("배송", {}), ("배송", {}), ("", {"key": "2"}),
                      ("환불", {"intent": "refund"})],
-    "821000000005": [("네 만족", {"intent": "satisfied", "barge_in_ms": 1500}),
+    "821000000005": [("네 만족", {"intent": "satisfied", "barge_in_ms": 3500}),
                      ("환불", {"intent": "refund"})],
 }
 
