@@ -27,6 +27,8 @@ STEP_MS = 250  # AGI round trips + DB writes between two prompts (generous)
 KEY_INTO_PROMPT_MS = 1500  # press a key this far into the question prompt
 SPEAK_AFTER_PROMPT_MS = 400
 ENDPOINT_MS = 400  # the recogniser's trailing silence before it ends a turn (speech.endpoint_ms)
+OPEN_SPEAK_AFTER_PROMPT_MS = 800  # an open question: RECORD FILE starts after the prompt
+OPEN_KEY_AFTER_SPEECH_MS = 1000  # then # ends the recording (before its 3 s silence limit)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Answer:
     silent: bool = False  # say nothing (no-input)
     barge_in_ms: int | None = None  # speak this far into the prompt instead of after it
     hangup: bool = False  # hang up while this question is asked
+    # For an open question (recorded, not recognised): say ``speech`` (or nothing) after the
+    # prompt, then press #. Open questions without such an answer get silence and # as before.
+    open: bool = False
 
 
 def wav_ms(path: Path) -> int:
@@ -95,8 +100,17 @@ class _Planner:
 
     async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
                      barge_in: bool = True) -> Recording:
-        # The customer says nothing and presses # to end the recording, as the prompt asks.
+        # The customer says its planned words (or nothing) and presses # to end the recording,
+        # as the prompt asks.
+        spoken = None
+        if self.used < len(self.answers) and self.answers[self.used].open:
+            spoken = self.answers[self.used].speech
+            self.used += 1
         press = self.t + self.prompt_ms(text, voice) + 1500
+        if spoken is not None:
+            at = press - 1500 + OPEN_SPEAK_AFTER_PROMPT_MS
+            self.speech.append((at, spoken))
+            press = at + wav_ms(spoken) + OPEN_KEY_AFTER_SPEECH_MS
         self.events.append((press, Dtmf("#")))
         self.t = press + 300 + STEP_MS
         return Recording(None, None)

@@ -1,0 +1,317 @@
+"""Every branch of the Korean survey on real calls, answered by voice (issue #4's decisive test).
+
+sipp customers speak Korean (espeak-ng) over the PJSIP trunk; the IVR hears them through
+AudioSocket and the Korean Vosk model, with surveys/platform_satisfaction.ko.yaml as written. The
+words each customer says come FROM THE SCRIPT: for every (question, intent) a call needs, the first
+of the intent's phrases that the recogniser hears reliably (ivr.testing.phrase_check: telephone
+audio decoded as a real turn at 16 start phases of the 20 ms frame grid) with one of a few espeak
+voices. An intent none of whose phrases is heard reliably fails its calls' tests with the
+measurements, since a real customer saying it would be asked again.
+
+All calls run at once in one bed (one sipp UAS serves every customer), so the file costs about one
+full survey's time. Several branches share a call: 5 unhappy buyers cover 3 remedies x 5 reasons x
+the 3 outcome rules; global intents are said at different questions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.config import PROJECT_ROOT, Settings
+from ivr.dialer.ami import AmiOriginator
+from ivr.dialer.types import DialRequest, DialResult
+from ivr.prompts import engine
+from ivr.speech.audio import rms
+from ivr.speech.models import get_model
+from ivr.survey.callback import callback_time
+from ivr.survey.loader import load_script
+from ivr.survey.orders import order_context
+from ivr.survey.script import Script
+from ivr.testing.bed import Bed
+from ivr.testing.customer_plan import Answer, plan_customer
+from ivr.testing.phrase_check import PhraseCheck, reliable_phrase, speak
+from ivr.testing.sipp import Customer, Say, Wait
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
+
+# IVR_TEST_KO_SCRIPT: try candidate phrases on real calls in a copy of the script, before
+# changing the script itself.
+SCRIPT = Path(os.environ.get("IVR_TEST_KO_SCRIPT")
+              or PROJECT_ROOT / "surveys" / "platform_satisfaction.ko.yaml")
+VOICE = "ko-calm-male"  # the IVR's prompts
+PLATFORM = "예시몰"
+TIMEZONE = "Asia/Seoul"
+ORDER = {"product": "유아용 물티슈", "category": "baby", "price": 12900.0,
+         "merchant": "행복맘 공식몰", "host": "민지", "platform": PLATFORM,
+         "order_time": "2026-11-20T20:15:00+09:00"}
+# Customer voices tried for a phrase, in order (espeak voice, words per minute). ko+f3@150 is the
+# measured default of test_voice_calls.py; the others hear some words the default does not
+# (measured: 내일 only with the male voices, 상관 없어요 best at 170 wpm).
+COMBOS = (("ko+f3", 150), ("ko+f3", 170), ("ko+m1", 150), ("ko+m3", 150))
+SUGGESTION = "라이브 방송 상품 품질을 더 꼼꼼히 확인해 주세요"  # said at the open question
+SPEAK, SILENT = "speak", "silent"  # how a customer answers the open question
+MACHINE_GREETING = ("안녕하세요 지금은 전화를 받을 수 없습니다 삐 소리가 나면 이름과 전화번호를 "
+                    "남겨 주시면 바로 연락드리겠습니다 감사합니다")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call: the answers in order (question, intent) and what must be stored."""
+
+    number: str  # digits dialed (a Korean mobile number)
+    path: tuple[tuple[str, str], ...]  # ("suggestions", SPEAK | SILENT) for the open question
+    outcome: str
+    fields: dict[str, Any] = field(default_factory=dict)  # expected calls columns
+
+    @property
+    def id(self) -> str:
+        return "-".join(i for _, i in self.path)
+
+
+UNHAPPY = {"satisfied": 0, "remedy_offered": "refund_or_voucher"}
+CASES = (
+    Case("821012340001", (("satisfaction", "satisfied"), ("suggestions", SPEAK),
+                          ("buy_again", "yes")), "completed",
+         {"satisfied": 1, "remedy_offered": None, "remedy_accepted": None, "reason": None,
+          "would_buy_again": 1}),
+    Case("821012340002", (("satisfaction", "unsatisfied"), ("remedy", "refund"),
+                          ("reason", "quality"), ("suggestions", SILENT), ("buy_again", "yes")),
+         "recovered", {**UNHAPPY, "remedy_accepted": "refund", "reason": "quality",
+                       "would_buy_again": 1}),
+    Case("821012340003", (("satisfaction", "unsatisfied"), ("remedy", "voucher"),
+                          ("reason", "taste"), ("suggestions", SPEAK), ("buy_again", "no")),
+         "completed", {**UNHAPPY, "remedy_accepted": "voucher",
+                       "reason": "taste_or_not_as_described", "would_buy_again": 0}),
+    Case("821012340004", (("satisfaction", "unsatisfied"), ("remedy", "none"),
+                          ("reason", "logistics"), ("suggestions", SILENT), ("buy_again", "no")),
+         "declined", {**UNHAPPY, "remedy_accepted": "none", "reason": "logistics",
+                      "would_buy_again": 0}),
+    Case("821012340005", (("satisfaction", "unsatisfied"), ("remedy", "refund"),
+                          ("reason", "service"), ("suggestions", SILENT), ("buy_again", "yes")),
+         "recovered", {**UNHAPPY, "remedy_accepted": "refund", "reason": "service",
+                       "would_buy_again": 1}),
+    Case("821012340006", (("satisfaction", "unsatisfied"), ("remedy", "voucher"),
+                          ("reason", "other"), ("suggestions", SILENT), ("buy_again", "no")),
+         "completed", {**UNHAPPY, "remedy_accepted": "voucher", "reason": "other",
+                       "would_buy_again": 0}),
+    # "call me later" (global) at three different questions, each callback time by voice
+    Case("821012340007", (("satisfaction", "callback"), ("callback_time", "tonight")),
+         "callback_requested", {"satisfied": None}),
+    Case("821012340008", (("satisfaction", "unsatisfied"), ("remedy", "callback"),
+                          ("callback_time", "tomorrow")),
+         "callback_requested", {"satisfied": 0, "remedy_offered": "refund_or_voucher",
+                                "remedy_accepted": None}),
+    Case("821012340009", (("satisfaction", "unsatisfied"), ("remedy", "refund"),
+                          ("reason", "callback"), ("callback_time", "anytime")),
+         "callback_requested", {**UNHAPPY, "remedy_accepted": "refund", "reason": None}),
+    # "don't call me again" and "let me talk to a person" (globals)
+    Case("821012340010", (("satisfaction", "opt_out"),), "opted_out",
+         {"satisfied": None, "callback_at": None}),
+    Case("821012340011", (("satisfaction", "unsatisfied"), ("remedy", "none"),
+                          ("reason", "agent")), "transferred",
+         {**UNHAPPY, "remedy_accepted": "none", "reason": None, "would_buy_again": None}),
+)
+MACHINE = "821012340099"
+
+
+def order_id(number: str) -> str:
+    return f"KO{number}"
+
+
+@dataclass
+class Batch:
+    bed: Bed
+    script: Script
+    picks: dict[tuple[str, str], PhraseCheck | None]
+    checks: dict[tuple[str, str], list[PhraseCheck]]
+    results: dict[str, DialResult]
+
+
+def pick_phrases(script: Script, work: Path, cache: Any) -> tuple[
+        dict[tuple[str, str], PhraseCheck | None], dict[tuple[str, str], list[PhraseCheck]]]:
+    """The phrase (and customer voice) for every (question, intent) a call needs. Checks are
+    remembered in pytest's cache (``cache`` None: not remembered), keyed by everything that
+    decides them."""
+    model = get_model("ko", Settings())
+    stored: dict[str, list[str | None]] = dict(cache.get("ivr/phrase_check", {}) if cache else {})
+    picks: dict[tuple[str, str], PhraseCheck | None] = {}
+    tried: dict[tuple[str, str], list[PhraseCheck]] = {}
+    for case in CASES:
+        for node, intent in case.path:
+            if node == "suggestions" or (node, intent) in picks:
+                continue
+            picks[(node, intent)], tried[(node, intent)] = reliable_phrase(
+                model, script, node, intent, work, combos=COMBOS, cache=stored)
+    if cache is not None:
+        cache.set("ivr/phrase_check", stored)
+    return picks, tried
+
+
+def playable(case: Case, picks: dict[tuple[str, str], PhraseCheck | None]) -> bool:
+    return all(picks.get(step) is not None for step in case.path if step[0] != "suggestions")
+
+
+def answers_for(case: Case, picks: dict[tuple[str, str], PhraseCheck | None], work: Path,
+                suggestion: Path) -> list[Answer]:
+    out = []
+    for node, intent in case.path:
+        if node == "suggestions":
+            out.append(Answer(open=True, speech=suggestion if intent == SPEAK else None))
+            continue
+        pick = picks[(node, intent)]
+        assert pick is not None
+        out.append(Answer(speech=speak(pick.phrase, work, pick.voice, pick.wpm), intent=intent))
+    return out
+
+
+async def dial_all(bed: Bed, numbers: list[str]) -> dict[str, DialResult]:
+    async with AmiOriginator.from_settings(bed.settings) as o:
+        async def one(i: int, number: str) -> DialResult:
+            await asyncio.sleep(0.4 * i)  # stagger call setup a little
+            amd = {"IVR_AMD": "1"} if number == MACHINE else {}
+            return await o.dial(DialRequest(
+                phone="+" + number, caller_id=bed.settings.trunk.caller_id,
+                variables={"IVR_SCRIPT": str(SCRIPT), "IVR_LANGUAGE": "ko", "IVR_VOICE": VOICE,
+                           "IVR_ORDER_ID": order_id(number), **amd}))
+
+        results = await asyncio.gather(*(one(i, n) for i, n in enumerate(numbers)))
+    return dict(zip(numbers, results, strict=True))
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+          ) -> Iterator[Batch]:
+    home = tmp_path_factory.mktemp("ko-survey-bed")
+    work = tmp_path_factory.mktemp("ko-words")
+    script = load_script(SCRIPT)
+    picks, tried = pick_phrases(script, work, getattr(pytestconfig, "cache", None))
+    suggestion = speak(SUGGESTION, work, *COMBOS[0])
+    with Bed(home, agent_dial="Local/100@ivr-test-agent", platform=PLATFORM,
+             language="ko") as b:
+        db = b.db()
+        tts = engine(b.settings)
+        customers: list[Customer] = []
+        for case in CASES:
+            db["orders"].insert({**ORDER, "order_id": order_id(case.number),
+                                 "phone": "+" + case.number})
+            if not playable(case, picks):
+                continue
+            context = order_context(db, order_id(case.number), phone="+" + case.number,
+                                    platform=PLATFORM, timezone=TIMEZONE)
+            customers.append(plan_customer(case.number, script, context,
+                                           answers_for(case, picks, work, suggestion), tts,
+                                           voice=VOICE, language="ko", work_dir=home))
+        # An answering machine: talks on without a pause from the moment it picks up.
+        greeting = speak(MACHINE_GREETING, work, "ko+m1", 175)
+        customers.append(Customer(MACHINE, actions=[Say(greeting), Wait(8000)]))
+        b.start_customers(customers)
+        numbers = [c.number for c in customers]
+        results = asyncio.run(dial_all(b, numbers))
+        yield Batch(b, script, picks, tried, results)
+
+
+def stored_answers(bed: Bed, call_id: str) -> list[dict[str, Any]]:
+    return list(bed.db()["answers"].rows_where("call_id = ?", [call_id], order_by="seq"))
+
+
+def why(batch: Batch) -> str:
+    """Log tails and every voice turn (a rejected answer shows as "intent=None")."""
+    turns = "\n".join(line for line in batch.bed.fastagi_log().splitlines() if " turn " in line)
+    return f"{batch.bed.diagnostics()}\n--- voice turns ---\n{turns[-6000:]}"
+
+
+def expected_callback(script: Script, intent: str, answered_at: str) -> set[str]:
+    """What the engine computes for this answer (it reads the clock right after storing it)."""
+    spec = str(script.nodes["callback_time"].intents[intent].set["callback_at"])
+    t = datetime.fromisoformat(answered_at.replace("Z", "+00:00"))
+    return {callback_time(spec, now=t + timedelta(seconds=s), policy=script.callback,
+                          timezone=TIMEZONE) for s in (0, 1)}
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_branch_by_voice(batch: Batch, case: Case) -> None:
+    missing = [f"{n}/{i}: " + "; ".join(str(c) for c in batch.checks[(n, i)])
+               for n, i in case.path if n != "suggestions" and batch.picks[(n, i)] is None]
+    assert not missing, ("no phrase of these intents is heard reliably on telephone audio "
+                         "(hits per 16 start phases):\n" + "\n".join(missing))
+    bed = batch.bed
+    r = batch.results[case.number]
+    assert r.outcome == "answered", why(batch)
+    assert r.uniqueid
+    row = bed.call_row(r.uniqueid)
+    got = stored_answers(bed, r.uniqueid)
+    want_path = [(n, None if n == "suggestions" else i) for n, i in case.path]
+    assert [(a["node"], a["intent"]) for a in got] == want_path, why(batch)
+
+    # The calls row, field by field.
+    assert (row["state"], row["outcome"]) == ("completed", case.outcome), why(batch)
+    expected = {"satisfied": None, "remedy_offered": None, "remedy_accepted": None,
+                "reason": None, "would_buy_again": None, "callback_at": None, **case.fields}
+    callback = next((i for n, i in case.path if n == "callback_time"), None)
+    if callback is not None:
+        at = next(a for a in got if a["node"] == "callback_time")
+        assert row["callback_at"] in expected_callback(batch.script, callback,
+                                                       at["answered_at"])
+        expected.pop("callback_at")
+    assert {k: row[k] for k in expected} == expected
+    assert (row["language"], row["voice"], row["order_id"], row["script"]) == (
+        "ko", VOICE, order_id(case.number), "platform_satisfaction_ko")
+    assert row["phone"] == "+" + case.number
+    assert row["answered_at"] <= row["ended_at"]
+
+    # Every answer row.
+    for a, (node, how) in zip(got, case.path, strict=True):
+        assert a["asked_at"] and a["answered_at"] and a["asked_at"] <= a["answered_at"]
+        assert a["answered_at"] <= row["ended_at"]
+        if node == "suggestions":
+            rec = Path(a["recording"])
+            assert rec.exists(), a
+            level = recording_level(rec)
+            if how == SPEAK:
+                # the customer's sentence is in the recording (a silent one is near -inf dB)
+                assert a["input_mode"] == "voice" and level > 200, (a, level)
+            assert a["transcript"] is None or a["transcript"].strip()
+            continue
+        assert (a["input_mode"], a["tries"], a["dtmf"]) == ("voice", 1, None), (a, why(batch))
+        assert a["transcript"] and a["confidence"] > 0, a
+        phrases = batch.script.intents_of(batch.script.nodes[node])[how].phrases_for("ko", "ko")
+        assert " ".join(a["transcript"].split()) in phrases, a
+
+    if case.outcome == "opted_out":
+        dnc = bed.db()["dnc"].get("+" + case.number)
+        assert dnc["source"] == "survey"
+        assert _ts(dnc["added_at"]) < _ts(row["ended_at"])  # inside the call
+    if case.outcome == "transferred":
+        log = bed.asterisk.log_file.read_text()
+        # The stand-in agent reports the order context it received in its channel variables.
+        assert (f"IvrTestAgent,Exten: 100,Order: {order_id(case.number)},"
+                f"Product: {ORDER['product']}") in log
+
+
+def recording_level(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return rms(w.readframes(w.getnframes()))
+
+
+def test_answering_machine_is_marked_and_left(batch: Batch) -> None:
+    """IVR_AMD=1 and a customer that talks on like a greeting: AMD says MACHINE, no survey."""
+    r = batch.results[MACHINE]
+    assert r.outcome == "answered" and r.uniqueid, why(batch)
+    row = batch.bed.call_row(r.uniqueid)
+    assert (row["state"], row["outcome"]) == ("completed", "machine"), why(batch)
+    assert "amd_cause" in (row["context"] or "")
+    assert stored_answers(batch.bed, r.uniqueid) == []
+    assert r.duration_s is not None and r.duration_s < 15  # hung up, not surveyed
