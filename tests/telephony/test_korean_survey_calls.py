@@ -142,7 +142,9 @@ def pick_phrases(script: Script, work: Path, cache: Any) -> tuple[
     remembered in pytest's cache (``cache`` None: not remembered), keyed by everything that
     decides them."""
     model = get_model("ko", Settings())
-    stored: dict[str, list[str | None]] = dict(cache.get("ivr/phrase_check", {}) if cache else {})
+    stored: dict[str, list[str | None]] = {}
+    if cache is not None:
+        stored.update(cache.get("ivr/phrase_check", {}))
     picks: dict[tuple[str, str], PhraseCheck | None] = {}
     tried: dict[tuple[str, str], list[PhraseCheck]] = {}
     for case in CASES:
