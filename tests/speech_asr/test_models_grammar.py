@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import Settings, SpeechSettings
+from ivr.config import DecoderSettings, Settings, SpeechSettings
 from ivr.speech import models
 from ivr.speech.grammar import (
     GrammarError,
@@ -16,7 +16,7 @@ from ivr.speech.grammar import (
     check_phrases,
     question_grammar,
 )
-from ivr.speech.models import LoadedModel, ModelError, get_model
+from ivr.speech.models import LoadedModel, ModelError, get_model, tuned_model_dir
 
 
 class FakeVocab:
@@ -72,7 +72,7 @@ def test_model_loaded_once(ko_model: LoadedModel) -> None:
 @pytest.mark.asr
 def test_unk_token_and_vocabulary(ko_model: LoadedModel) -> None:
     assert ko_model.unk_token == "<UNK>"  # the Korean model has no "[unk]"
-    assert ko_model.language == "ko" and ko_model.path.name == "model"
+    assert ko_model.language == "ko" and ko_model.path.name.startswith("model")
     assert ko_model.has_word("네") and ko_model.has_word("환불")
     assert not ko_model.has_word("만족합니다")  # inflected form missing, stem present
     assert ko_model.has_word("만족")
@@ -141,3 +141,30 @@ def test_check_grammar_adds_known_fillers_not_phrase_words() -> None:
     assert set(fillers) == {"오늘", "그냥", "날씨"}  # only fillers the model knows
     assert check_grammar(["오늘", "[unk]"], vocab, language="ko").count("오늘") == 1
     assert check_grammar(["네", "[unk]"], vocab, language="xx") == ["네", "[unk]"]
+
+
+def test_decoder_tuning_view(tmp_path: Path) -> None:
+    """Decoder options go into a view of the model (symlinks + edited conf), built once."""
+    model = tmp_path / "m"
+    (model / "conf").mkdir(parents=True)
+    (model / "am").mkdir()
+    (model / "conf" / "model.conf").write_text("--beam=10.0\n--acoustic-scale=1.0\n")
+    tuning = DecoderSettings(acoustic_scale=0.5)
+    view = tuned_model_dir(model, tuning, tmp_path / "views")
+    conf = (view / "conf" / "model.conf").read_text().split()
+    assert conf == ["--beam=10.0", "--acoustic-scale=0.5"]
+    assert (view / "am").is_symlink() and (view / "am").resolve() == (model / "am").resolve()
+    assert (model / "conf" / "model.conf").read_text() == "--beam=10.0\n--acoustic-scale=1.0\n"
+    assert tuned_model_dir(model, tuning, tmp_path / "views") == view
+    other = tuned_model_dir(model, DecoderSettings(acoustic_scale=0.7), tmp_path / "views")
+    assert other != view and "--acoustic-scale=0.7" in (other / "conf/model.conf").read_text()
+
+
+@pytest.mark.asr
+def test_configured_decoder_tuning_is_applied(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, speech=SpeechSettings(
+        decoder={"ko": DecoderSettings(acoustic_scale=0.7)}))
+    tuned = get_model("ko", settings)
+    assert tuned.path.parent == tmp_path / "speech" / "models"
+    assert "--acoustic-scale=0.7" in (tuned.path / "conf/model.conf").read_text()
+    assert tuned.has_word("네")

@@ -217,7 +217,7 @@ def test_phrase_text_matching_in_mandarin(cmn: Script, db: sqlite_utils.Database
 
 
 def test_korean_phrases_from_the_vocabulary(ko: Script, db: sqlite_utils.Database) -> None:
-    result, rec, _d = run_answers(ko, ["별로", "상품권", "배송", "-", "구매 할게요"], db)
+    result, rec, _d = run_answers(ko, ["아니요", "할인권", "택배 문제", "-", "네 구매"], db)
     assert results(rec) == {
         "satisfied": 0, "remedy_offered": "refund_or_voucher", "remedy_accepted": "voucher",
         "reason": "logistics", "would_buy_again": 1, "callback_at": None,

@@ -79,7 +79,7 @@ def test_simulate_with_order_and_db_then_resume(tmp_path: Path) -> None:
 
 
 def test_simulate_korean_typed_answers() -> None:
-    code, out = invoke("simulate", str(KO), input="불만\n환불\n품질\n좋아요\n네\n")
+    code, out = invoke("simulate", str(KO), input="아니요\n전액 환불\n물건 불량\n좋아요\n네 구매\n")
     assert code == 0
     assert "outcome: recovered" in out and "  reason           quality" in out
 
