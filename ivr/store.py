@@ -40,9 +40,17 @@ CALL_FAILED = "failed"  # the AGI could not run (e.g. daemon unreachable -> dial
 CALL_ERROR = "error"  # our code failed; the call was ended cleanly
 
 
+def iso(ts: datetime) -> str:
+    """The stored text form of a time: UTC with milliseconds, sortable and comparable as text
+    (a naive ``ts`` is taken as UTC)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    """UTC timestamp with milliseconds, sortable as text."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current time in the stored text form (see :func:`iso`)."""
+    return iso(datetime.now(UTC))
 
 
 def register_schema(fn: SchemaFn) -> SchemaFn:

@@ -22,6 +22,7 @@ from ivr.store import (
     CALL_HANGUP,
     CallRecorder,
     is_dnc,
+    iso,
     now_iso,
 )
 
@@ -104,12 +105,6 @@ async def hangup(call: CallContext) -> None:
     rec.finish(CALL_HANGUP, hangup_cause=cause or None)
 
 
-def epoch_iso(epoch: int) -> str:
-    """A Unix time from the dialplan (${EPOCH}) in the store's timestamp format."""
-    return (datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"))
-
-
 async def _call_row(call: CallContext, *, answered: bool = False) -> CallRecorder:
     """The call's row, created from the channel variables if the survey never started one.
     ``answered``: this runs on the answered leg, so the row gets the time the customer picked up
@@ -119,8 +114,9 @@ async def _call_row(call: CallContext, *, answered: bool = False) -> CallRecorde
         fields = await read_call_variables(call.agi)
         if answered:
             epoch = await call.agi.get_variable("IVR_ANSWERED_EPOCH")
-            fields["answered_at"] = (epoch_iso(int(epoch)) if epoch and epoch.isdigit()
-                                     else now_iso())
+            # IVR_ANSWERED_EPOCH is the dialplan's ${EPOCH} (Unix seconds)
+            fields["answered_at"] = (iso(datetime.fromtimestamp(int(epoch), UTC))
+                                     if epoch and epoch.isdigit() else now_iso())
         rec.start(channel=call.agi.channel_name, transport=call.transport, **fields)
     return rec
 

@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from ivr.callerid.config import PoolConfig
-from ivr.store import register_schema
+from ivr.store import iso, register_schema
 
 ACTIVE, FLAGGED, COOLING_DOWN, RETIRED = "active", "flagged", "cooling_down", "retired"
 STATES = (ACTIVE, FLAGGED, COOLING_DOWN, RETIRED)
@@ -89,10 +89,6 @@ def utc(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
-def iso(dt: datetime) -> str:
-    return utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str | None) -> datetime | None:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from ivr.phone import parse_e164
-from ivr.store import register_schema
+from ivr.store import iso, register_schema
 
 QUEUED, SENDING, SENT, FAILED, BLOCKED, UNCERTAIN = (
     "queued", "sending", "sent", "failed", "blocked", "uncertain")
@@ -53,13 +53,6 @@ def outbox_schema(db: sqlite_utils.Database) -> None:
     )
     db.table("outbox").create_index(["dedup_key"], unique=True, if_not_exists=True)
     db.table("outbox").create_index(["state", "next_attempt_at"], if_not_exists=True)
-
-
-def iso(ts: datetime) -> str:
-    """Same text form as ivr.store.now_iso, so stored times sort and compare as text."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def idempotency_key(dedup_key: str) -> str:
