@@ -141,6 +141,10 @@ def tuned_model_dir(path: Path, tuning: DecoderSettings, root: Path) -> Path:
     view = root / f"{path.name}-{digest}"
     if (view / "conf" / "model.conf").is_file():
         return view
+    if not (path / "conf").is_dir():
+        raise ModelError(f"speech.decoder options {options} need a model with a conf/ directory "
+                         f"(Vosk reads decoder options from conf/model.conf); {path} has none: "
+                         f"remove speech.decoder for this language or use a current model")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tuning-", dir=root))
     try:
@@ -149,7 +153,7 @@ def tuned_model_dir(path: Path, tuning: DecoderSettings, root: Path) -> Path:
                 (tmp / part.name).symlink_to(part.resolve())
         shutil.copytree(path / "conf", tmp / "conf")
         conf = tmp / "conf" / "model.conf"
-        lines = conf.read_text().splitlines() if conf.exists() else []
+        lines = conf.read_text().splitlines() if conf.exists() else []  # a new file is fine
         for field_name, value in options.items():
             flag = _CONF_NAMES[field_name]
             lines = [ln for ln in lines if not ln.strip().startswith(flag + "=")]

@@ -158,6 +158,10 @@ def test_decoder_tuning_view(tmp_path: Path) -> None:
     assert tuned_model_dir(model, tuning, tmp_path / "views") == view
     other = tuned_model_dir(model, DecoderSettings(acoustic_scale=0.7), tmp_path / "views")
     assert other != view and "--acoustic-scale=0.7" in (other / "conf/model.conf").read_text()
+    flat = tmp_path / "old-layout"
+    flat.mkdir()
+    with pytest.raises(ModelError, match="conf/ directory"):
+        tuned_model_dir(flat, tuning, tmp_path / "views")
 
 
 @pytest.mark.asr
