@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.testing.bed import Bed
 from ivr.testing.customer_plan import Answer, plan_customer
+from ivr.testing.phrase_check import speak
 from ivr.testing.rtp_sniffer import RtpSniffer, turn_timings, voiced_spans
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
@@ -33,14 +33,6 @@ VOICE = "ko-calm-male"
 # 환불 and 할인권, and 배송 was rejected on every phase. See the report of that measurement.
 CUSTOMER_VOICE = "ko+f3"
 CUSTOMER_WPM = 150
-
-
-def say(words: str, tmp: Path, voice: str = CUSTOMER_VOICE, wpm: int = CUSTOMER_WPM) -> Path:
-    out = tmp / f"{words.replace(' ', '_')}-{voice.replace('+', '_')}-{wpm}.wav"
-    if not out.exists():
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(out), words],
-                       check=True)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +63,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory, words: Path) -> Iterator[Bed]:
             answers = []
             for word, opts in plan:
                 if word:
-                    answers.append(Answer(speech=say(word, words), **opts))  # type: ignore[arg-type]
+                    wav = speak(word, words, CUSTOMER_VOICE, CUSTOMER_WPM)
+                    answers.append(Answer(speech=wav, **opts))  # type: ignore[arg-type]
                 else:
                     answers.append(Answer(**opts))  # type: ignore[arg-type]
             customers.append(plan_customer(number, script, {"platform": "예시몰"}, answers,
