@@ -72,9 +72,7 @@ def survey_questions(path: Path = SCRIPT) -> dict[str, dict[str, list[str]]]:
     for name, node in script.nodes.items():
         if node.kind != "question":
             continue
-        intents = {i: spec.phrases_for("ko", script.language)
-                   for i, spec in script.intents_of(node).items()}
-        intents = {i: ps for i, ps in intents.items() if ps}
+        intents = script.phrases_of(node, "ko")
         if intents:
             out[name] = intents
     return out

@@ -238,9 +238,7 @@ class SurveyRun:
                       attempt: int) -> Question:
         intents = self.script.intents_of(node)
         phrases = {} if dtmf_only else {
-            i: tuple(s.phrases_for(self.language, self.script.language))
-            for i, s in intents.items() if s.phrases_for(self.language, self.script.language)
-        }
+            i: tuple(ps) for i, ps in self.script.phrases_of(node, self.language).items()}
         return Question(
             node=name, text=text, voice=self.voice, language=self.language, phrases=phrases,
             dtmf={k: i for i, s in intents.items() for k in s.dtmf},

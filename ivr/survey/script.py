@@ -204,6 +204,16 @@ class Script:
         out.update(node.intents)
         return out
 
+    def phrases_of(self, node: Node, language: str) -> dict[str, list[str]]:
+        """intent -> phrases in ``language`` the node listens for (node intents + globals);
+        intents without phrases in that language are left out (keys only)."""
+        out: dict[str, list[str]] = {}
+        for name, spec in self.intents_of(node).items():
+            phrases = spec.phrases_for(language, self.language)
+            if phrases:
+                out[name] = phrases
+        return out
+
     def fallback_of(self, node: Node) -> str | None:
         return node.fallback or self.defaults.fallback
 

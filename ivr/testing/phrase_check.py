@@ -90,13 +90,7 @@ def telephone_pcm(audio: Path) -> bytes:
 def node_phrases(script: Script, node: Node, language: str | None = None) -> dict[str, list[str]]:
     """The intents -> phrases a question listens for (node intents + its globals), as the engine
     builds them for the recogniser."""
-    lang = language or script.language
-    out: dict[str, list[str]] = {}
-    for name, spec in script.intents_of(node).items():
-        phrases = spec.phrases_for(lang, script.language)
-        if phrases:
-            out[name] = phrases
-    return out
+    return script.phrases_of(node, language or script.language)
 
 
 def heard_at_offsets(model: LoadedModel, intents: Mapping[str, Sequence[str]], pcm: bytes, *,
