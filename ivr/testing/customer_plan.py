@@ -177,6 +177,7 @@ def build_track(speech: Sequence[tuple[int, Path]], total_ms: int, out: Path) ->
 
 
 def _pcm8k(path: Path) -> bytes:
-    proc = subprocess.run(["sox", str(path), "-r", "8000", "-c", "1", "-b", "16", "-e",
+    # -D: no random dither, so a customer's audio is the same on every run (see sipp.py)
+    proc = subprocess.run(["sox", "-D", str(path), "-r", "8000", "-c", "1", "-b", "16", "-e",
                            "signed-integer", "-t", "raw", "-"], capture_output=True, check=True)
     return proc.stdout

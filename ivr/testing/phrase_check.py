@@ -80,7 +80,8 @@ def speak(words: str, out_dir: Path, voice: str, wpm: int) -> Path:
 
 def telephone_pcm(audio: Path) -> bytes:
     """8 kHz s16le samples of ``audio`` after a mu-law round trip (what the IVR hears)."""
-    ulaw = subprocess.run(["sox", str(audio), "-r", str(RATE), "-c", "1", "-t", "ul", "-"],
+    # -D: no random dither, as on the call (ivr.testing.sipp); the check is repeatable
+    ulaw = subprocess.run(["sox", "-D", str(audio), "-r", str(RATE), "-c", "1", "-t", "ul", "-"],
                           capture_output=True, check=True).stdout
     return subprocess.run(["sox", "-t", "ul", "-r", str(RATE), "-c", "1", "-", "-t", "raw",
                            "-e", "signed-integer", "-b", "16", "-"],
@@ -114,8 +115,9 @@ def heard_at_offsets(model: LoadedModel, intents: Mapping[str, Sequence[str]], p
 
 def _code_digest() -> str:
     h = hashlib.sha256()
-    for module in _CODE:
-        h.update(Path(str(module.__file__)).read_bytes())
+    # this module too: how the audio is made (espeak, sox, codec) decides the results as well
+    for source in [Path(str(module.__file__)) for module in _CODE] + [Path(__file__)]:
+        h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -73,7 +73,10 @@ def ulaw_file(audio: Path, cache_dir: Path) -> tuple[Path, int]:
     out = cache_dir / f"{audio.stem}-{int(st.st_mtime)}-{st.st_size}.ulaw"
     if not out.exists():
         tmp = out.with_suffix(".tmp.ulaw")
-        subprocess.run(["sox", str(audio), "-r", "8000", "-c", "1", "-t", "ul", str(tmp)],
+        # -D: sox dithers with a random seed by default, which made the same customer audio
+        # differ from run to run (and recognition flip near its threshold); Asterisk's codecs
+        # do not dither either.
+        subprocess.run(["sox", "-D", str(audio), "-r", "8000", "-c", "1", "-t", "ul", str(tmp)],
                        check=True, capture_output=True)
         tmp.replace(out)
     return out, int(out.stat().st_size / 8)  # 8000 bytes per second
