@@ -120,6 +120,9 @@ class SpeechSettings(_Strict):
     decoder: dict[str, DecoderSettings] = {}
     # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
     tts_backend: Literal["pyttsx3", "espeak-cli"] = "pyttsx3"
+    # Transcribe recorded open answers after the call (free-form decode, one background worker)
+    # when the survey language's model can; `ivr speech transcribe-pending` catches up later.
+    transcribe: bool = True
 
 
 class Settings(_Strict):

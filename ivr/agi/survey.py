@@ -95,8 +95,15 @@ async def survey(call: CallContext) -> None:
     run = SurveyRun(
         script, context, dialog, rec, language=language, voice=voice,
         dnc_callback=(lambda reason: add_dnc(call.db, phone, reason, "survey")) if phone else None)
-    result = await run.run()
-    log.info("call %s survey ended by %s at %s (%s)", call.call_id, result.ended_by, result.node,
-             result.outcome)
-    if result.ended_by != "transfer":
-        await agi.hangup()
+    try:
+        result = await run.run()
+        log.info("call %s survey ended by %s at %s (%s)", call.call_id, result.ended_by,
+                 result.node, result.outcome)
+        if result.ended_by != "transfer":
+            await agi.hangup()
+    finally:
+        if settings.speech.transcribe and rec.answers_with_recording():
+            # After the call, also one that failed: nobody waits for a free-form decode.
+            from ivr.speech.transcribe import schedule
+
+            schedule(settings, call.call_id)

@@ -148,6 +148,54 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: st
     }, ensure_ascii=False))
 
 
+@speech.command("transcribe")
+@click.argument("wavs", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lang", required=True)
+@click.pass_context
+def transcribe(ctx: click.Context, wavs: tuple[Path, ...], lang: str) -> None:
+    """Free-form transcript of recordings (mono 16-bit WAV), one line per file.
+
+    \b
+    Example:
+      ivr speech transcribe var/recordings/1700000000.12-suggestions.wav --lang ko
+    """
+    from ivr.speech import transcribe as tr
+
+    model = _model(ctx, lang)
+    if not tr.can_transcribe(model):
+        raise click.ClickException(f"the {lang} model at {model.path} has no language model "
+                                   f"for free-form decoding (graph/Gr.fst or HCLG.fst)")
+    for wav in wavs:
+        try:
+            click.echo(f"{wav}\t{tr.transcribe_wav(model, wav)}")
+        except tr.TranscribeError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@speech.command("transcribe-pending")
+@click.option("--call", "call_id", help="Only this call (default: every pending answer).")
+@click.pass_context
+def transcribe_pending(ctx: click.Context, call_id: str | None) -> None:
+    """Transcribe recorded open answers that have no transcript yet (the survey does this after
+    each call; this catches up after a restart or once a model is installed).
+
+    \b
+    Example:
+      ivr speech transcribe-pending
+    """
+    from ivr.speech import transcribe as tr
+    from ivr.store import open_db
+
+    settings = settings_from(ctx)
+    counts = tr.transcribe_pending(open_db(settings.db_path), tr.models_from(settings), call_id,
+                                   on_error=lambda msg: click.echo(msg, err=True))
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    if counts["failed"]:
+        raise click.ClickException(f"{counts['failed']} recording(s) could not be read "
+                                   f"(listed above); they stay pending")
+
+
 def _model(ctx: click.Context, lang: str):
     try:
         return get_model(lang, settings_from(ctx))
