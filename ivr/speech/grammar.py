@@ -12,7 +12,8 @@ adding ~50 *filler* words as a garbage model cost a third of that (33%), and rep
 fillers live on as a second opinion: :func:`check_grammar` is the same list plus fillers, decoded
 in parallel by :class:`~ivr.speech.recognizer.TurnRecognizer`; an answer is accepted only when
 both decoders agree (out-of-grammar speech lands on fillers there, in-grammar speech mostly does
-not).
+not). Listing the phrases 3 times in the filler grammar, so that it vetoes fewer real answers,
+accepted no more answers on TEST and let more wrong ones through (clean precision 0.96 -> 0.89).
 """
 
 from __future__ import annotations

@@ -162,3 +162,60 @@ def reliable_phrase(model: LoadedModel, script: Script, node: str, intent: str, 
                 return c, tried
     near = [c for c in tried if c.reliable(misses)]
     return (near[0] if near else None), tried
+
+
+def espeak_variants() -> list[str]:
+    """Every voice variant espeak-ng has (m1..m7, f1..f5 and the named ones)."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[3] for line in out.splitlines()[1:] if len(line.split()) > 3]
+
+
+def search_voices(model: LoadedModel, script: Script, node: str, intent: str, work_dir: Path,
+                  *, speeds: Sequence[int] = (130, 150, 170, 190), offsets: int = 16,
+                  cache: Cache | None = None) -> list[PhraseCheck]:
+    """Which (variant, wpm) customer voices are heard saying the intent's script phrases at every
+    start phase? Each combination is screened at 2 phases first; survivors get ``offsets``."""
+    language = model.language
+    spec = script.intents_of(script.nodes[node])[intent]
+    found: list[PhraseCheck] = []
+    for phrase in spec.phrases_for(language, script.language):
+        for variant in espeak_variants():
+            for wpm in speeds:
+                voice = f"{language}+{variant}"
+                quick = check_phrase(model, script, node, intent, phrase, voice, wpm, work_dir,
+                                     offsets=2, cache=cache)
+                if not quick.reliable(0):
+                    continue
+                full = check_phrase(model, script, node, intent, phrase, voice, wpm, work_dir,
+                                    offsets=offsets, cache=cache)
+                if full.reliable(0):
+                    found.append(full)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """python3 -m ivr.testing.phrase_check SCRIPT NODE/INTENT...: search customer voices."""
+    import argparse
+
+    from ivr.config import Settings
+    from ivr.speech.models import get_model
+    from ivr.survey.loader import load_script
+
+    ap = argparse.ArgumentParser(description="Find espeak-ng voices whose script phrase the "
+                                             "recogniser hears at every start phase.")
+    ap.add_argument("script", type=Path)
+    ap.add_argument("steps", nargs="+", help="node/intent, e.g. reason/quality")
+    ap.add_argument("--work", type=Path, default=Path("var/phrase-check"))
+    args = ap.parse_args(argv)
+    script = load_script(args.script)
+    model = get_model(script.language, Settings())
+    for step in args.steps:
+        node, _, intent = step.partition("/")
+        hits = search_voices(model, script, node, intent, args.work)
+        print(json.dumps({"step": step, "voices": [[c.phrase, c.voice, c.wpm] for c in hits]},
+                         ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,18 @@ ORDER = {"product": "유아용 물티슈", "category": "baby", "price": 12900.0,
 # reason question only with ko+f2@170: 16/16, the others 13/16 at best; 내일 16/16 only at 170 wpm).
 COMBOS = (("ko+f3", 150), ("ko+f3", 170), ("ko+m1", 150), ("ko+m3", 150), ("ko+f2", 170),
           ("ko+m3", 170))
+# Voices for answers none of COMBOS gets through at every phase, tried first. Found by screening
+# every espeak-ng Korean variant at 130/150/170/190 wpm (`python3 -m ivr.testing.phrase_check
+# surveys/platform_satisfaction.ko.yaml reason/quality satisfaction/callback ...`): 물건 불량
+# is heard at 16/16 phases only with these 3 of 404 combinations, 나중에 전화 주세요 with these 2
+# at all three questions.
+CALL_ME_LATER = (("ko+Henrique", 190), ("ko+Diogo", 190))
+PREFERRED: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {
+    ("reason", "quality"): (("ko+Hugo", 170), ("ko+Hugo", 190), ("ko+Henrique", 190)),
+    ("satisfaction", "callback"): CALL_ME_LATER,
+    ("remedy", "callback"): CALL_ME_LATER,
+    ("reason", "callback"): CALL_ME_LATER,
+}
 SUGGESTION = "라이브 방송 상품 품질을 더 꼼꼼히 확인해 주세요"  # said at the open question
 SPEAK, SILENT = "speak", "silent"  # how a customer answers the open question
 MACHINE_GREETING = ("안녕하세요 지금은 전화를 받을 수 없습니다 삐 소리가 나면 이름과 전화번호를 "
@@ -125,13 +138,12 @@ CASES = (
          {**UNHAPPY, "remedy_accepted": "none", "reason": None, "would_buy_again": None}),
 )
 MACHINE = "821012340099"
-# Answers the Korean model does not hear reliably on espeak telephone audio (measured at
-# 16 start phases with every voice in COMBOS): their calls press the reason's key instead.
-# "Call me later" (나중에 전화 주세요) reached 14/16 phases at best (ko+f3@170), short of reliable:
-# those calls press 7 and answer the callback time by voice.
-KEYED_OK = {("reason", "quality"), ("reason", "logistics"), ("reason", "service"),
-            ("reason", "other"), ("satisfaction", "callback"), ("remedy", "callback"),
-            ("reason", "callback")}
+# Answers the Korean model does not hear reliably on espeak telephone audio with any voice: their
+# calls press the reason's key instead. Of the 404 voice/speed combinations screened (see
+# PREFERRED), none gets 택배 문제 or 서비스 accepted even at 2 start phases and 기타 reaches 5/16:
+# the main decoder mostly hears the phrase, but the filler-word decode explains the audio with
+# fillers and vetoes it (ivr.speech.recognizer), which is what keeps wrong answers out.
+KEYED_OK = {("reason", "logistics"), ("reason", "service"), ("reason", "other")}
 
 
 def order_id(number: str) -> str:
@@ -163,7 +175,8 @@ def pick_phrases(script: Script, work: Path, cache: Any) -> tuple[
             if node == "suggestions" or (node, intent) in picks:
                 continue
             picks[(node, intent)], tried[(node, intent)] = reliable_phrase(
-                model, script, node, intent, work, combos=COMBOS, cache=stored)
+                model, script, node, intent, work,
+                combos=PREFERRED.get((node, intent), ()) + COMBOS, cache=stored)
     if cache is not None:
         cache.set("ivr/phrase_check", stored)
     return picks, tried
@@ -296,10 +309,16 @@ def test_branch_by_voice(batch: Batch, case: Case) -> None:
             rec = Path(a["recording"])
             assert rec.exists(), a
             level = recording_level(rec)
+            # Transcribed after the call (ivr.speech.transcribe): free-form words for the
+            # spoken sentence (the small model gets few of them right on espeak audio), ''
+            # for silence (transcribed, nothing heard).
+            transcript = transcript_of(bed, a["id"])
             if how == SPEAK:
                 # the customer's sentence is in the recording (a silent one is near -inf dB)
                 assert a["input_mode"] == "voice" and level > 200, (a, level)
-            assert a["transcript"] is None or a["transcript"].strip()
+                assert len(transcript.split()) >= 2, (a, transcript)
+            else:
+                assert transcript == "", (a, transcript)
             continue
         if (node, how) in keys:
             key = batch.script.intents_of(batch.script.nodes[node])[how].dtmf[0]
@@ -319,6 +338,19 @@ def test_branch_by_voice(batch: Batch, case: Case) -> None:
         # The stand-in agent reports the order context it received in its channel variables.
         assert (f"IvrTestAgent,Exten: 100,Order: {order_id(case.number)},"
                 f"Product: {ORDER['product']}") in log
+
+
+def transcript_of(bed: Bed, answer_id: int, timeout_s: float = 120.0) -> str:
+    """The answer's transcript once the daemon's background worker has written it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = bed.db()["answers"].get(answer_id)["transcript"]
+        if value is not None:
+            return str(value)
+        if time.monotonic() > deadline:
+            pytest.fail(f"answer {answer_id} was not transcribed within {timeout_s:.0f} s\n"
+                        f"{bed.fastagi_log()[-3000:]}")
+        time.sleep(0.5)
 
 
 def recording_level(path: Path) -> float:
