@@ -103,6 +103,9 @@ class DecoderSettings(_Strict):
     acoustic_scale: float | None = Field(None, gt=0.0, le=2.0)
     beam: float | None = Field(None, gt=0.0, le=40.0)
     max_active: int | None = Field(None, ge=100, le=100000)
+    # Input frames (10 ms) the acoustic model computes at once: bigger batches cost less CPU per
+    # second of audio and leave a little more to compute when a turn ends.
+    frames_per_chunk: int | None = Field(None, ge=10, le=300)
 
 
 class SpeechSettings(_Strict):
@@ -116,7 +119,9 @@ class SpeechSettings(_Strict):
     endpoint_ms: int = Field(400, ge=150, le=2000)
     # Decoder tuning per language (applied to that language's model when it is loaded). None by
     # default: on the Korean model acoustic_scale 0.5 raised raw intent accuracy (TEST clean 0.69
-    # -> 0.77, bench/asr.py) but let more out-of-grammar speech through (precision 0.96 -> 0.88).
+    # -> 0.77, bench/asr.py) but let more out-of-grammar speech through (precision 0.96 -> 0.88);
+    # frames_per_chunk 60 met the CPU target (TEST rtf_p95 0.064 -> 0.047) but cost precision
+    # (0.89 -> 0.84), so both stay off.
     decoder: dict[str, DecoderSettings] = {}
     # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
     tts_backend: Literal["pyttsx3", "espeak-cli"] = "pyttsx3"

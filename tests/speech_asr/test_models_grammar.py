@@ -149,10 +149,10 @@ def test_decoder_tuning_view(tmp_path: Path) -> None:
     (model / "conf").mkdir(parents=True)
     (model / "am").mkdir()
     (model / "conf" / "model.conf").write_text("--beam=10.0\n--acoustic-scale=1.0\n")
-    tuning = DecoderSettings(acoustic_scale=0.5)
+    tuning = DecoderSettings(acoustic_scale=0.5, frames_per_chunk=60)
     view = tuned_model_dir(model, tuning, tmp_path / "views")
     conf = (view / "conf" / "model.conf").read_text().split()
-    assert conf == ["--beam=10.0", "--acoustic-scale=0.5"]
+    assert conf == ["--beam=10.0", "--acoustic-scale=0.5", "--frames-per-chunk=60"]
     assert (view / "am").is_symlink() and (view / "am").resolve() == (model / "am").resolve()
     assert (model / "conf" / "model.conf").read_text() == "--beam=10.0\n--acoustic-scale=1.0\n"
     assert tuned_model_dir(model, tuning, tmp_path / "views") == view
