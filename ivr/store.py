@@ -292,11 +292,6 @@ class CallRecorder:
         rows = self.db.table("answers").rows_where("call_id = ?", [self.call_id], order_by="seq")
         return list(rows)
 
-    def answers_with_recording(self) -> int:
-        row = self.db.execute("select count(*) from answers where call_id = ? and "
-                              "coalesce(recording, '') != ''", [self.call_id]).fetchone()
-        return int(row[0])
-
 
 def add_dnc(db: sqlite_utils.Database, phone: str, reason: str, source: str) -> None:
     row = {"phone": phone, "reason": reason, "source": source, "added_at": now_iso()}

@@ -102,8 +102,9 @@ async def survey(call: CallContext) -> None:
         if result.ended_by != "transfer":
             await agi.hangup()
     finally:
-        if settings.speech.transcribe and rec.answers_with_recording():
-            # After the call, also one that failed: nobody waits for a free-form decode.
-            from ivr.speech.transcribe import schedule
+        # Recordings are transcribed after the call (also one that failed): nobody waits for a
+        # free-form decode.
+        from ivr.speech.transcribe import pending, schedule
 
+        if settings.speech.transcribe and pending(call.db, call.call_id):
             schedule(settings, call.call_id)

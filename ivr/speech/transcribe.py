@@ -99,9 +99,7 @@ def pending(db: sqlite_utils.Database, call_id: str | None = None) -> list[dict[
     if call_id is not None:
         sql += " and a.call_id = ?"
         params.append(call_id)
-    cursor = db.execute(sql + " order by a.id", params)
-    cols = [d[0] for d in cursor.description]
-    return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+    return list(db.query(sql + " order by a.id", params))
 
 
 def transcribe_pending(db: sqlite_utils.Database, model_for: ModelFor,

@@ -202,9 +202,7 @@ class Bed:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a query on the bed's database, as dicts."""
-        cur = self.db().execute(sql, list(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return list(self.db().query(sql, list(params)))
 
     def call_row(self, call_id: str, *, settled: bool = True, timeout: float = 10.0) -> Any:
         """The calls row, once the hangup handler has run (it may trail the dialer's result)."""

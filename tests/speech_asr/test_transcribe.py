@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ivr.cli import root
+from ivr.config import load_settings
 from ivr.speech import transcribe as tr
 from ivr.speech.models import LoadedModel
 from ivr.store import CallRecorder, open_db
@@ -94,10 +95,6 @@ def test_transcribe_pending_cli_reports_counts_and_failures(
     cfg = tmp_path / "ivr.yaml"
     cfg.write_text(f"home: {tmp_path / 'home'}\n", encoding="utf-8")
     runner = CliRunner()
-    settings_db = tmp_path / "home"
-    settings_db.mkdir()
-    from ivr.config import load_settings
-
     db = open_db(load_settings(str(cfg)).db_path)
     _call(db, "c1", "ko", [("suggestions", str(recordings["speech"]))])
     _call(db, "c2", "ko", [("suggestions", str(tmp_path / "gone.wav"))])
