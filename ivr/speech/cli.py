@@ -99,21 +99,19 @@ def words(ctx: click.Context, lang: str, words: tuple[str, ...]) -> None:
 @click.option("--lang", required=True)
 @click.option("--phrases", required=True,
               help="intent=phrase,... e.g. 'yes=네,yes=예,no=아니요' (words space-separated).")
-@click.option("--checks", default=None,
-              help="Second-opinion decoders, comma-separated (conf, garbage); default: the "
-                   "recogniser's default, as on real calls; '' for none.")
+@click.option("--no-denoise", is_flag=True, help="Do not subtract the line noise first.")
 @click.pass_context
-def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: str | None) -> None:
-    """Decode a mono 16-bit WAV as one answer, exactly as a real call's turn does (the question's
-    grammar from question_grammar, the default second-opinion decoders, the language's
-    thresholds), and print the hypothesis as JSON (reason and features say why it was rejected).
+def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, no_denoise: bool) -> None:
+    """Decode a mono 16-bit WAV as one answer, exactly as a real call's turn does (noise
+    suppression, the question's grammar from question_grammar, the language's confidence model),
+    and print the hypothesis as JSON (reason, confidence and features say why it was rejected).
 
     \b
     Example (telephone path: 8 kHz mu-law round trip, as the IVR hears it via AudioSocket):
       sox in.wav -r 8000 -c 1 -t ul tmp.ul && sox -r 8000 -c 1 -t ul tmp.ul -b 16 tel.wav
       ivr speech recognize tel.wav --lang ko --phrases 'yes=네,no=아니요'
     """
-    from ivr.speech.recognizer import DEFAULT_CHECKS, recognize_pcm
+    from ivr.speech.recognizer import recognize_pcm
 
     intents: dict[str, list[str]] = {}
     for part in phrases.split(","):
@@ -121,8 +119,6 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: st
         if not sep or not intent.strip() or not phrase.strip():
             raise click.BadParameter(f"{part!r} is not intent=phrase", param_hint="--phrases")
         intents.setdefault(intent.strip(), []).append(phrase.strip())
-    check_names = DEFAULT_CHECKS if checks is None else tuple(
-        c.strip() for c in checks.split(",") if c.strip())
     model = _model(ctx, lang)
     try:
         grammar = question_grammar(intents, model, language=lang, question="(command line)",
@@ -134,11 +130,8 @@ def recognize(ctx: click.Context, wav: Path, lang: str, phrases: str, checks: st
             raise click.ClickException(f"{wav}: need mono 16-bit PCM WAV "
                                        f"(try: sox {wav} -r 8000 -c 1 -b 16 out.wav)")
         rate, pcm = w.getframerate(), w.readframes(w.getnframes())
-    try:
-        hyp, events = recognize_pcm(model, grammar, intents, pcm, sample_rate=rate,
-                                    checks=check_names)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--checks") from exc
+    hyp, events = recognize_pcm(model, grammar, intents, pcm, sample_rate=rate,
+                                denoise=not no_denoise)
     click.echo(json.dumps({
         "intent": hyp.intent, "confidence": round(hyp.confidence, 3),
         "transcript": hyp.transcript, "reason": hyp.reason, "best_intent": hyp.best_intent,

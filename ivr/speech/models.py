@@ -125,7 +125,8 @@ def get_model(language: str, settings: Settings) -> LoadedModel:
 
 # model.conf option names of the DecoderSettings fields.
 _CONF_NAMES = {"acoustic_scale": "--acoustic-scale", "beam": "--beam",
-               "max_active": "--max-active", "frames_per_chunk": "--frames-per-chunk"}
+               "lattice_beam": "--lattice-beam", "max_active": "--max-active",
+               "frames_per_chunk": "--frames-per-chunk"}
 
 
 def tuned_model_dir(path: Path, tuning: DecoderSettings, root: Path) -> Path:

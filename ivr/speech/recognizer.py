@@ -7,11 +7,11 @@ turn: SPEECH_START (barge-in) after ``speech_start_ms`` of voiced audio, END aft
 within ``no_input_ms``. Vosk only sees audio from shortly before the speech onset, so a silent line
 costs almost no CPU. The model is shared; create one TurnRecognizer per turn.
 
-Besides the main decoder (question grammar, n-best alternatives) the same audio can go to
-second-opinion decoders, named in ``checks``: ``"conf"`` (same grammar, no alternatives: Vosk then
-reports a confidence per word) and ``"garbage"`` (grammar plus filler words, see
-:func:`ivr.speech.grammar.check_grammar`). :func:`ivr.speech.intents.classify` uses their
-agreement to veto unsure answers. Each costs about one more grammar decode of CPU.
+The quiet frames heard before the onset are the line's noise: with ``denoise`` their spectrum is
+subtracted from what Vosk hears (:mod:`ivr.speech.denoise`), and the VAD's floor against the
+speech level gives the turn's SNR, a feature of the confidence model. One decoder runs per turn
+(question grammar, n-best alternatives): a second opinion from another decoder doubled the CPU
+(the acoustic model dominates it) for little more precision (bench/asr.py).
 """
 
 from __future__ import annotations
@@ -26,22 +26,16 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ivr.speech.grammar import check_grammar
-from ivr.speech.intents import (
-    Hypothesis,
-    Thresholds,
-    check_features,
-    check_rejection,
-    classify,
-    thresholds_for,
-)
+from ivr.speech.confidence import ConfidenceModel, confidence_for
+from ivr.speech.denoise import DELAY_SAMPLES, NoiseSuppressor, noise_spectrum
+from ivr.speech.intents import Hypothesis, Signal, classify
 from ivr.speech.models import LoadedModel
 
 FRAME_MS = 20
-# Second-opinion decoders run by default. bench/asr.py (dev split): the filler-word decode's
-# agreement is the strongest single veto against out-of-grammar speech; the "conf" pass's word
-# confidences added nothing on top of it and cost another decode, so it is off by default.
-DEFAULT_CHECKS: tuple[str, ...] = ("garbage",)
+# Quiet frames kept before the onset to estimate the line's noise (the newest few are left out:
+# a soft speech onset may hide in them).
+NOISE_FRAMES = 25
+NOISE_GUARD_FRAMES = 3
 
 
 class TurnEvent(enum.Enum):
@@ -63,7 +57,7 @@ def frame_db(frame: bytes) -> float:
 
 
 class TurnRecognizer:
-    """Endpointing + grammar decoding + intent decision for one turn."""
+    """Endpointing + noise suppression + grammar decoding + intent decision for one turn."""
 
     def __init__(
         self,
@@ -79,35 +73,22 @@ class TurnRecognizer:
         vad_threshold_db: float = 7.0,
         min_level_db: float = -55.0,
         preroll_ms: int = 400,
-        max_alternatives: int = 8,
-        thresholds: Thresholds | None = None,
-        checks: Sequence[str] = DEFAULT_CHECKS,
+        max_alternatives: int = 30,
+        confidence: ConfidenceModel | None = None,
+        denoise: bool = True,
     ) -> None:
         import vosk
 
         self.model = model
         self.intents = intents
         self.sample_rate = sample_rate
-        self.thresholds = thresholds or thresholds_for(model.language)
-
-        def decoder(words: Sequence[str], alternatives: int) -> Any:
-            rec = vosk.KaldiRecognizer(model.model, float(sample_rate),
-                                       json.dumps(list(words), ensure_ascii=False))
-            rec.SetWords(True)
-            rec.SetMaxAlternatives(alternatives)
-            return rec
-
-        self._rec = decoder(grammar, max_alternatives)
-        self._checks: dict[str, Any] = {}
-        for name in checks:
-            if name == "conf":
-                self._checks[name] = decoder(grammar, 0)
-            elif name == "garbage":
-                self._checks[name] = decoder(
-                    check_grammar(grammar, model, language=model.language), 0)
-            else:
-                raise ValueError(f"unknown check decoder {name!r} (known: conf, garbage)")
-        self._check_segments: dict[str, list[dict[str, Any]]] = {n: [] for n in self._checks}
+        self.confidence = confidence or confidence_for(model.language)
+        self.denoise = denoise
+        self._rec = vosk.KaldiRecognizer(model.model, float(sample_rate),
+                                         json.dumps(list(grammar), ensure_ascii=False))
+        self._rec.SetWords(True)
+        self._rec.SetMaxAlternatives(max_alternatives)
+        self._suppressor: NoiseSuppressor | None = None
         self._frame_bytes = sample_rate * FRAME_MS // 1000 * 2
         self._end_frames = max(1, end_silence_ms // FRAME_MS)
         self._max_frames = max(1, max_speech_ms // FRAME_MS)
@@ -115,10 +96,14 @@ class TurnRecognizer:
         self._start_frames = max(1, speech_start_ms // FRAME_MS)
         self._window: deque[bool] = deque(maxlen=self._start_frames + 2)
         self._preroll: deque[bytes] = deque(maxlen=max(1, preroll_ms // FRAME_MS))
+        self._quiet: deque[bytes] = deque(maxlen=NOISE_FRAMES + NOISE_GUARD_FRAMES)
         self._calib_frames = 5
         self._threshold_db = vad_threshold_db
         self._min_level_db = min_level_db
         self._floor_db: float | None = None
+        self._onset_floor_db: float | None = None
+        self._voiced_power = 0.0
+        self._voiced_count = 0
         self._buf = b""
         self._pending: list[TurnEvent] = []
         self._vosk_buf = bytearray()
@@ -160,13 +145,19 @@ class TurnRecognizer:
         if self.state == "waiting":
             self._preroll.append(frame)
             self._window.append(voiced)
+            if not voiced:
+                self._quiet.append(frame)
             if voiced and sum(self._window) >= self._start_frames:
                 onset = idx - len(self._window) + 1 + list(self._window).index(True)
                 self.speech_start_frame = onset
                 self.last_voiced_frame = idx
                 self.state = "speaking"
+                self._onset_floor_db = self._floor_db
+                self._start_suppressor()
                 self.fed_from = idx - len(self._preroll) + 1
-                for f in self._preroll:
+                for k, f in enumerate(self._preroll):
+                    if self.fed_from + k >= onset:
+                        self._count_voiced(f)
                     self._to_vosk(f)
                 self._preroll.clear()
                 self._pending.append(TurnEvent.SPEECH_START)
@@ -176,6 +167,7 @@ class TurnRecognizer:
         self._to_vosk(frame)
         if voiced:
             self.last_voiced_frame = idx
+            self._count_voiced(frame)
         if idx - self.last_voiced_frame >= self._end_frames:
             self._end("trailing silence")
         elif idx - self.speech_start_frame + 1 >= self._max_frames:
@@ -193,20 +185,28 @@ class TurnRecognizer:
             self._floor_db = self._floor_db * 0.97 + level * 0.03  # and up slowly
         return voiced
 
+    def _count_voiced(self, frame: bytes) -> None:
+        self._voiced_power += 10 ** (frame_db(frame) / 10)
+        self._voiced_count += 1
+
+    def _start_suppressor(self) -> None:
+        if not self.denoise:
+            return
+        quiet = list(self._quiet)[:-NOISE_GUARD_FRAMES] or list(self._quiet)
+        self._suppressor = NoiseSuppressor(noise_spectrum(quiet))
+
     def _to_vosk(self, frame: bytes) -> None:
         self._vosk_buf += frame
         if len(self._vosk_buf) >= 5 * self._frame_bytes:
             self._accept()
 
-    def _accept(self) -> None:
-        if self._vosk_buf:
-            data = bytes(self._vosk_buf)
-            if self._rec.AcceptWaveform(data):
-                self._segments.append(json.loads(self._rec.Result()))
-            for name, rec in self._checks.items():
-                if rec.AcceptWaveform(data):
-                    self._check_segments[name].append(json.loads(rec.Result()))
+    def _accept(self, final: bool = False) -> None:
+        data = bytes(self._vosk_buf)
         self._vosk_buf.clear()
+        if self._suppressor is not None:
+            data = self._suppressor.process(data) + (self._suppressor.flush() if final else b"")
+        if data and self._rec.AcceptWaveform(data):
+            self._segments.append(json.loads(self._rec.Result()))
 
     def _no_input(self) -> None:
         self.state = "done"
@@ -215,10 +215,8 @@ class TurnRecognizer:
         self._pending.append(TurnEvent.NO_INPUT)
 
     def _end(self, why: str) -> None:
-        self._accept()
+        self._accept(final=True)
         self._segments.append(json.loads(self._rec.FinalResult()))
-        for name, rec in self._checks.items():
-            self._check_segments[name].append(json.loads(rec.FinalResult()))
         self.state = "done"
         self.end_reason = why
         self._pending.append(TurnEvent.END)
@@ -226,70 +224,62 @@ class TurnRecognizer:
     # ---- decision ---------------------------------------------------------------------------
     @property
     def speech_span(self) -> tuple[float, float] | None:
-        """(start_s, end_s) of the detected speech on Vosk's clock (since the first fed frame)."""
+        """(start_s, end_s) of the detected speech on Vosk's clock (since the first fed frame;
+        the noise suppressor delays what Vosk hears by a few milliseconds)."""
         if self.speech_start_frame < 0:
             return None
-        s0 = (self.speech_start_frame - self.fed_from) * FRAME_MS / 1000
-        s1 = (self.last_voiced_frame + 1 - self.fed_from) * FRAME_MS / 1000
+        shift = DELAY_SAMPLES / self.sample_rate if self._suppressor is not None else 0.0
+        s0 = (self.speech_start_frame - self.fed_from) * FRAME_MS / 1000 + shift
+        s1 = (self.last_voiced_frame + 1 - self.fed_from) * FRAME_MS / 1000 + shift
         return (s0, s1)
+
+    @property
+    def snr_db(self) -> float | None:
+        """Mean level of the voiced frames over the noise floor at the onset."""
+        if not self._voiced_count or self._onset_floor_db is None:
+            return None
+        level = 10 * math.log10(max(self._voiced_power / self._voiced_count, 1e-12))
+        return level - self._onset_floor_db
 
     def result(self) -> Hypothesis:
         """The decision for this turn (after END or NO_INPUT; ends the turn if still open)."""
         if self.state != "done":
             self.finish()
         if self._hyp is None:
-            self._hyp = self._decide()
+            self._hyp = decide(self._segments, self.intents, unk_token=self.model.unk_token,
+                               confidence=self.confidence,
+                               signal=Signal(self.speech_span, self.snr_db))
         return self._hyp
 
     def raw_results(self) -> list[dict[str, Any]]:
         """Vosk's results for this turn (one per Vosk segment), for logs and tuning."""
         return list(self._segments)
 
-    def check_results(self) -> dict[str, dict[str, Any]]:
-        """The second-opinion decodes of this turn, each merged into one result."""
-        return {name: merge_results(segs) for name, segs in self._check_segments.items()}
-
-    def _decide(self) -> Hypothesis:
-        return decide(self._segments, self.check_results(), self.intents,
-                      unk_token=self.model.unk_token, thresholds=self.thresholds,
-                      speech_span=self.speech_span)
-
-
-def merge_results(segments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Vosk results of consecutive segments (no alternatives) as one result."""
-    words = [w for s in segments for w in s.get("result", []) or [] if isinstance(w, dict)]
-    text = " ".join(str(s.get("text", "")).strip() for s in segments if s.get("text"))
-    return {"text": " ".join(text.split()), "result": words}
-
 
 def decide(
     segments: Sequence[Mapping[str, Any]],
-    checks: Mapping[str, Mapping[str, Any]],
     intents: Mapping[str, Sequence[str]],
     *,
     unk_token: str,
-    thresholds: Thresholds,
-    speech_span: tuple[float, float] | None,
+    confidence: ConfidenceModel,
+    signal: Signal,
 ) -> Hypothesis:
-    """The turn decision from the main decoder's segments and the second opinions."""
+    """The turn decision from the decoder's segments."""
     segments = [s for s in segments if has_words(s)]
-    unk = unk_token
     if not segments:
-        return classify({}, intents, unk_token=unk, thresholds=thresholds)
+        return classify({}, intents, unk_token=unk_token, confidence=confidence)
     if len(segments) == 1:
-        return classify(segments[0], intents, unk_token=unk, thresholds=thresholds,
-                        speech_span=speech_span, checks=checks)
-    # Vosk cut the answer into pieces: accept only if every piece says the same thing.
-    hyps = [classify(s, intents, unk_token=unk, thresholds=thresholds) for s in segments]
+        return classify(segments[0], intents, unk_token=unk_token, confidence=confidence,
+                        signal=signal)
+    # Vosk cut the answer into pieces (its own endpoint): accept only if every piece says the
+    # same thing; timing features do not apply to a piece.
+    hyps = [classify(s, intents, unk_token=unk_token, confidence=confidence,
+                     signal=Signal(None, signal.snr_db)) for s in segments]
     transcript = " ".join(h.transcript for h in hyps)
     found = {h.intent for h in hyps}
     if len(found) == 1 and None not in found:
         best = min(hyps, key=lambda h: h.confidence)
         best.transcript = transcript
-        best.features.update(check_features(transcript, checks))
-        vetoed = check_rejection(best.features, thresholds)
-        if vetoed:
-            best.intent, best.reason = None, vetoed
         return best
     return Hypothesis(None, min(h.confidence for h in hyps), transcript,
                       [a for h in hyps for a in h.alternatives],

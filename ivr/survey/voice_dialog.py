@@ -86,7 +86,7 @@ class WallClockListener:
 class AgiVoiceDialog:
     def __init__(self, dtmf: AgiDtmfDialog, tts: TtsEngine, model: LoadedModel, *,
                  language: str, source: str, default_voice: str,
-                 end_silence_ms: int = 500) -> None:
+                 end_silence_ms: int = 500, denoise: bool = True) -> None:
         self.dtmf = dtmf
         self.agi = dtmf.agi
         self.tts = tts
@@ -95,6 +95,7 @@ class AgiVoiceDialog:
         self.source = source
         self.default_voice = default_voice
         self.end_silence_ms = end_silence_ms
+        self.denoise = denoise
         self.turns: list[dict[str, Any]] = []  # timings per turn, for benchmarks and logs
 
     # -- delegated ------------------------------------------------------------------------------
@@ -122,7 +123,8 @@ class AgiVoiceDialog:
         # No-input is timed by the wall clock after the prompt (WallClockListener), never by the
         # recogniser's frame count, which runs from the first frame of the prompt.
         rec = TurnRecognizer(self.model, grammar, dict(question.phrases),
-                             end_silence_ms=self.end_silence_ms, no_input_ms=24 * 3600 * 1000)
+                             end_silence_ms=self.end_silence_ms, no_input_ms=24 * 3600 * 1000,
+                             denoise=self.denoise)
         listener = WallClockListener(rec, no_input_ms)
         voice = question.voice or self.default_voice
         prompt = await asyncio.to_thread(self.tts.render_pcm, question.text, voice)
@@ -203,7 +205,8 @@ def voice_dialog_for(call: CallContext, language: str, voice: str,
                          recordings_dir=settings.recordings_dir, default_voice=voice)
     return AgiVoiceDialog(dtmf, engine(settings), model, language=language,
                           source=source, default_voice=voice,
-                          end_silence_ms=settings.speech.endpoint_ms)
+                          end_silence_ms=settings.speech.endpoint_ms,
+                          denoise=settings.speech.denoise)
 
 
 __all__ = ["AgiVoiceDialog", "GrammarError", "WallClockListener", "audiosocket_server",

@@ -4,9 +4,10 @@ A real-call test whose customer speaks an answer the recogniser rejects fails in
 the IVR reprompts while the planned customer goes on to the next answer. So a (phrase, voice,
 speed) combination is checked first, the way a call hears it: espeak-ng speaks the phrase, it goes
 through the telephone path (8 kHz, mu-law and back, as sipp -> Asterisk -> AudioSocket do), and is
-decoded as a real turn (the question's grammar of node intents + globals, the filler-word veto,
-the production endpoint). Where the speech starts within the 20 ms frame grid changes what the
-recogniser sees and varies from call to call, so the audio is decoded at ``offsets`` start phases
+decoded as a real turn (the question's grammar of node intents + globals, noise suppression,
+the n-best phrase choice and the confidence model, the production endpoint). Where the speech
+starts within the 20 ms frame grid changes what the recogniser sees and varies from call to call,
+so the audio is decoded at ``offsets`` start phases
 (0-19 ms of prepended silence); a combination counts as reliable when (nearly) every phase gives
 the right intent.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import ivr.speech.confidence
+import ivr.speech.denoise
 import ivr.speech.grammar
 import ivr.speech.intents
 import ivr.speech.recognizer
@@ -36,7 +39,8 @@ TAIL_MS = 1200  # silence after it, longer than any endpoint
 DEFAULT_COMBOS: tuple[tuple[str, int], ...] = (("ko+f3", 150),)
 # Results cached by the caller (e.g. pytest's cache) are keyed by everything that decides them,
 # including the recogniser's code, so a change there re-runs the check.
-_CODE: tuple[ModuleType, ...] = (ivr.speech.grammar, ivr.speech.intents, ivr.speech.recognizer)
+_CODE: tuple[ModuleType, ...] = (ivr.speech.grammar, ivr.speech.intents, ivr.speech.recognizer,
+                                 ivr.speech.confidence, ivr.speech.denoise)
 Cache = MutableMapping[str, list[str | None]]
 
 
@@ -115,16 +119,19 @@ def heard_at_offsets(model: LoadedModel, intents: Mapping[str, Sequence[str]], p
 
 def _code_digest() -> str:
     h = hashlib.sha256()
-    # this module too: how the audio is made (espeak, sox, codec) decides the results as well
-    for source in [Path(str(module.__file__)) for module in _CODE] + [Path(__file__)]:
+    # this module too: how the audio is made (espeak, sox, codec) decides the results as well;
+    # and the confidence models (data)
+    sources = [Path(str(module.__file__)) for module in _CODE] + [Path(__file__)]
+    for source in sources + sorted(ivr.speech.confidence.DATA_DIR.glob("*.json")):
         h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
 def cache_key(model: LoadedModel, intents: Mapping[str, Sequence[str]], phrase: str, voice: str,
               wpm: int, offsets: int, end_silence_ms: int) -> str:
-    blob = json.dumps([str(model.path), _code_digest(), sorted(intents.items()), phrase, voice,
-                       wpm, offsets, end_silence_ms, LEAD_MS, TAIL_MS], ensure_ascii=False)
+    blob = json.dumps([str(model.path), _code_digest(), sorted(intents.items()),
+                       phrase, voice, wpm, offsets, end_silence_ms, LEAD_MS, TAIL_MS],
+                      ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

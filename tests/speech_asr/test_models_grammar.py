@@ -12,7 +12,6 @@ from ivr.speech import models
 from ivr.speech.grammar import (
     GrammarError,
     build_grammar,
-    check_grammar,
     check_phrases,
     question_grammar,
 )
@@ -108,11 +107,11 @@ def test_check_phrases_reports_all_problems() -> None:
     assert len(problems) == 4
 
 
-def test_build_grammar_phrases_fillers_boost_unk() -> None:
-    vocab = FakeVocab({"네", "예", "아니요", "오늘", "가"})
-    g = build_grammar({"yes": ["네", " 예 "], "no": ["아니요"]}, vocab, question="q",
-                      source="s", fillers=["오늘", "네", "없는말", "가"], boost=2)
-    assert g == ["네", "예", "아니요", "네", "예", "아니요", "오늘", "가", "[unk]"]
+def test_build_grammar_phrases_once_then_unk() -> None:
+    vocab = FakeVocab({"네", "예", "아니요"})
+    g = build_grammar({"yes": ["네", " 예 ", "네"], "no": ["아니요"]}, vocab,
+                      question="q", source="s")
+    assert g == ["네", "예", "아니요", "[unk]"]
 
 
 @pytest.mark.asr
@@ -125,22 +124,11 @@ def test_real_model_grammar_rejects_oov(ko_model: LoadedModel) -> None:
 
 
 def test_question_grammar_is_the_plain_phrase_list() -> None:
-    # Measured (bench/asr.py): fillers and boosting in the main grammar cost accuracy.
+    # Measured (bench/asr.py): fillers in the grammar buried the right phrase.
     vocab = FakeVocab({"네", "예", "아니요", "오늘", "그냥"})
     g = question_grammar({"yes": ["네", "예"], "no": ["아니요"]}, vocab, language="ko",
                          question="q", source="s")
     assert g == ["네", "예", "아니요", "[unk]"]
-
-
-def test_check_grammar_adds_known_fillers_not_phrase_words() -> None:
-    vocab = FakeVocab({"네", "아니요", "오늘", "그냥"})
-    vocab.words |= {"날씨"}
-    g = check_grammar(["네", "아니요", "[unk]"], vocab, language="ko")
-    assert g[:2] == ["네", "아니요"] and g[-1] == "[unk]"
-    fillers = g[2:-1]
-    assert set(fillers) == {"오늘", "그냥", "날씨"}  # only fillers the model knows
-    assert check_grammar(["오늘", "[unk]"], vocab, language="ko").count("오늘") == 1
-    assert check_grammar(["네", "[unk]"], vocab, language="xx") == ["네", "[unk]"]
 
 
 def test_decoder_tuning_view(tmp_path: Path) -> None:
@@ -149,10 +137,11 @@ def test_decoder_tuning_view(tmp_path: Path) -> None:
     (model / "conf").mkdir(parents=True)
     (model / "am").mkdir()
     (model / "conf" / "model.conf").write_text("--beam=10.0\n--acoustic-scale=1.0\n")
-    tuning = DecoderSettings(acoustic_scale=0.5, frames_per_chunk=60)
+    tuning = DecoderSettings(acoustic_scale=0.5, frames_per_chunk=60, lattice_beam=6)
     view = tuned_model_dir(model, tuning, tmp_path / "views")
     conf = (view / "conf" / "model.conf").read_text().split()
-    assert conf == ["--beam=10.0", "--acoustic-scale=0.5", "--frames-per-chunk=60"]
+    assert conf == ["--beam=10.0", "--acoustic-scale=0.5", "--frames-per-chunk=60",
+                    "--lattice-beam=6.0"]
     assert (view / "am").is_symlink() and (view / "am").resolve() == (model / "am").resolve()
     assert (model / "conf" / "model.conf").read_text() == "--beam=10.0\n--acoustic-scale=1.0\n"
     assert tuned_model_dir(model, tuning, tmp_path / "views") == view
@@ -172,3 +161,12 @@ def test_configured_decoder_tuning_is_applied(tmp_path: Path) -> None:
     assert tuned.path.parent == tmp_path / "speech" / "models"
     assert "--acoustic-scale=0.7" in (tuned.path / "conf/model.conf").read_text()
     assert tuned.has_word("네")
+
+
+@pytest.mark.asr
+def test_default_decoder_options_widen_the_lattice(tmp_path: Path) -> None:
+    """The shipped settings give the Korean model a wider lattice (n-best phrase choice) and
+    bigger acoustic-model chunks (CPU), through the same view."""
+    tuned = get_model("ko", Settings(home=tmp_path))
+    conf = (tuned.path / "conf/model.conf").read_text()
+    assert "--lattice-beam=6.0" in conf and "--frames-per-chunk=150" in conf

@@ -110,18 +110,33 @@ def test_out_of_grammar_speech_is_rejected(ko_model: LoadedModel, speak) -> None
         assert hyp.intent is None, (text, hyp)
 
 
-def test_filler_decoder_runs_alongside(ko_model: LoadedModel, speak) -> None:
+def test_one_decoder_with_nbest_and_the_line_noise_measured(ko_model: LoadedModel,
+                                                           speak) -> None:
+    """The turn hears the answer through the noise suppressor (noise spectrum from the quiet
+    line before the onset) and knows the SNR; Vosk's word times line up with the VAD span."""
     grammar = question_grammar(CONFIRM, ko_model, language="ko", question="confirm",
                                source="test")
     assert grammar == ["네", "예", "아니요", "아니오", "상담원 연결 해 주세요", "<UNK>"]
-    rec = TurnRecognizer(ko_model, grammar, CONFIRM)
-    pcm = speak("오늘 날씨 좋네요", "ko+f2")
-    for i in range(0, len(pcm), 320):
-        rec.feed(pcm[i:i + 320])
-    hyp = rec.result()
-    checks = rec.check_results()
-    assert set(checks) == {"garbage"}
-    assert checks["garbage"]["text"] and checks["garbage"]["text"] != hyp.transcript
-    assert hyp.intent is None
-    with pytest.raises(ValueError, match="unknown check decoder"):
-        TurnRecognizer(ko_model, grammar, CONFIRM, checks=("nope",))
+    speech = array("h", speak("아니요", "ko+f2", 160, lead=0.6, tail=1.0))
+    rnd = random.Random(5)
+    noisy = array("h", (max(-32768, min(32767, s + int(rnd.gauss(0, 300)))) for s in speech))
+    results = {}
+    for denoise in (True, False):
+        rec = TurnRecognizer(ko_model, grammar, CONFIRM, denoise=denoise)
+        pcm = noisy.tobytes()
+        for i in range(0, len(pcm), 320):
+            rec.feed(pcm[i:i + 320])
+        hyp = rec.result()
+        results[denoise] = (rec, hyp)
+        assert (rec._suppressor is not None) == denoise
+        alts = rec.raw_results()[-1]["alternatives"]
+        assert len(alts) >= 1 and "confidence" in alts[0]
+    rec, hyp = results[True]
+    assert rec.snr_db is not None and 15 < rec.snr_db < 45
+    assert hyp.features["snr_db"] == pytest.approx(rec.snr_db)
+    assert hyp.best_intent == "no" and hyp.intent in ("no", None)
+    assert hyp.features["coverage"] > 0.5  # the words sit inside the detected speech
+    # Without the suppressor Vosk's clock is the VAD's; with it, 16 ms later.
+    span_raw, span_dn = results[False][0].speech_span, rec.speech_span
+    assert span_raw is not None and span_dn is not None
+    assert span_dn[0] - span_raw[0] == pytest.approx(0.016)
