@@ -175,10 +175,12 @@ class AgiVoiceDialog:
     def _log_turn(self, q: Question, outcome: TurnOutcome, listener: WallClockListener) -> None:
         t = outcome.timings
         hyp = outcome.result
-        log.info("turn %s try %d: %s dtmf=%s intent=%s conf=%.2f text=%r why=%s frames=%d barge=%s",
-                 q.node, q.attempt, outcome.event, outcome.dtmf, getattr(hyp, "intent", None),
-                 float(getattr(hyp, "confidence", 0.0) or 0.0), getattr(hyp, "transcript", ""),
-                 getattr(hyp, "reason", ""), outcome.caller_frames, outcome.barged_in)
+        feats = getattr(hyp, "features", None) or {}
+        log.info("turn %s try %d: %s dtmf=%s intent=%s conf=%.2f text=%r why=%s frames=%d barge=%s "
+                 "features=%s", q.node, q.attempt, outcome.event, outcome.dtmf,
+                 getattr(hyp, "intent", None), float(getattr(hyp, "confidence", 0.0) or 0.0),
+                 getattr(hyp, "transcript", ""), getattr(hyp, "reason", ""), outcome.caller_frames,
+                 outcome.barged_in, {k: round(v, 2) for k, v in feats.items()})
         self.turns.append({
             "node": q.node, "event": outcome.event, "barged_in": outcome.barged_in,
             "prompt_started": t.prompt_started, "prompt_stopped": t.prompt_stopped,
