@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from ivr.asterisk.install import AsteriskRoot
+from ivr.asterisk.render import agi_entry_point
 from ivr.config import AsteriskSettings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -28,4 +29,7 @@ def telephony() -> None:
     require(AsteriskRoot(AsteriskSettings().root).is_ready(), "Asterisk 22 root (ivr setup)")
     for tool in ("sipp", "espeak-ng", "sox"):
         require(shutil.which(tool) is not None, tool)
-    require(shutil.which("ivr-agi") is not None, "ivr-agi entry point (pip install -e .)")
+    try:
+        agi_entry_point()  # the lookup the dialplan renderer uses: next to sys.executable, then PATH
+    except FileNotFoundError:
+        require(False, "ivr-agi entry point (pip install -e .)")
