@@ -30,6 +30,6 @@ def telephony() -> None:
     for tool in ("sipp", "espeak-ng", "sox"):
         require(shutil.which(tool) is not None, tool)
     try:
-        agi_entry_point()  # the lookup the dialplan renderer uses: next to sys.executable, then PATH
+        agi_entry_point()  # the renderer's lookup: next to sys.executable, then PATH
     except FileNotFoundError:
         require(False, "ivr-agi entry point (pip install -e .)")
