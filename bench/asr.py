@@ -20,6 +20,12 @@ Figures (last stdout line, JSON), all on the TEST split:
   accepted_precision_with_oog  right / all accepted, answers and out-of-grammar together
   rtf_p50 / rtf_p95   CPU seconds per second of audio the turn consumed (0.4 s lead-in,
                       the answer, the endpoint's trailing silence), per utterance
+  *_with_confirm      the same after the script's confirmation turn ("배송 문제, 맞으세요?"):
+                      an unsure answer above the model's confirm_floor is confirmed when the
+                      caller's decoded yes/no reply (same voice, same line; yes only when the
+                      answer heard is theirs) is a yes above confirm_threshold
+  confirm_asked       share of answers (oog_confirm_asked: of out-of-grammar utterances) that
+                      got a confirmation turn
 
 Usage:  python3 bench/asr.py [--quick] [--tune] [--redecode]
 Audio and decodes are cached under var/bench-cache/asr/ (delete it to regenerate).
@@ -77,6 +83,21 @@ def survey_questions(path: Path = SCRIPT) -> dict[str, dict[str, list[str]]]:
 
 
 QUESTIONS = survey_questions()
+# The script's confirmation turn ("배송 문제, 맞으세요?"): its yes/no grammar, decoded like a
+# question; a caller asked to confirm says yes when the heard answer is theirs, no otherwise.
+CONFIRM_Q = "<confirm>"
+
+
+def confirm_grammar(path: Path = SCRIPT) -> dict[str, list[str]]:
+    script = load_script(path)
+    if script.confirm is None:
+        return {}
+    return {k: getattr(script.confirm, k).phrases_for("ko", script.language)
+            for k in ("yes", "no")}
+
+
+CONFIRM = confirm_grammar()
+GRAMMARS = {**QUESTIONS, **({CONFIRM_Q: CONFIRM} if CONFIRM else {})}
 # Things callers say that answer nothing; they must be rejected (ask again). TEST_CHATTER is
 # heard only by the TEST voices, DEV_CHATTER only by the DEV voices that fit the model.
 TEST_CHATTER = [
@@ -105,7 +126,7 @@ NOISE = {"clean": None, "snr20": 20.0, "snr10": 10.0}
 
 
 def question_intents(question: str) -> dict[str, list[str]]:
-    return QUESTIONS[question]
+    return GRAMMARS[question]
 
 
 def build_items(voices: list[str], split: str) -> list[dict[str, Any]]:
@@ -127,6 +148,13 @@ def build_items(voices: list[str], split: str) -> list[dict[str, Any]]:
             items.append({"question": q, "text": text, "truth": truth, "voice": voice,
                           "speed": speed, "split": split})
     return items
+
+
+def confirm_items(voices: list[str], split: str) -> list[dict[str, Any]]:
+    """Every yes/no phrase of the confirmation turn, by every voice at every speed."""
+    return [{"question": CONFIRM_Q, "text": p, "truth": intent, "voice": v, "speed": speed,
+             "split": split}
+            for intent, ps in CONFIRM.items() for p in ps for v in voices for speed in SPEEDS]
 
 
 def _h(*parts: object) -> str:
@@ -275,7 +303,7 @@ def decode_all(items: list[dict[str, Any]], model: Any, redecode: bool,
     ``jobs`` > 1 decodes in that many processes (one model each)."""
     grammars = {q: question_grammar(question_intents(q), model, language="ko", question=q,
                                     source=str(SCRIPT))
-                for q in QUESTIONS}
+                for q in GRAMMARS}
     cache_file = CACHE / f"decodes-v{DECODE_VERSION}{'' if denoise else '-raw'}.json"
     cache: dict[str, Any] = {}
     if cache_file.exists() and not redecode:
@@ -347,33 +375,73 @@ def accepted_intent(r: dict[str, Any], model: conf.ConfidenceModel, unk: str) ->
     return decision(r, model, unk).intent  # type: ignore[no-any-return]
 
 
+def confirm_reply(r: dict[str, Any],
+                  pool: dict[tuple[str, str, str], list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The confirmation decode of r's caller (same voice, same line): "yes" when the answer
+    heard is what they said, "no" otherwise (out-of-grammar speech included)."""
+    say = "yes" if r["truth"] is not None and r["best"] == r["truth"] else "no"
+    options = pool.get((r["voice"], r["noise"], say))
+    if not options:
+        return None
+    return options[int(_h(r["question"], r["text"], r["voice"], r["noise"])[:6], 16)
+                   % len(options)]
+
+
 def score(recs: list[dict[str, Any]], model: conf.ConfidenceModel, unk: str,
-          probs: dict[int, float] | None = None) -> dict[str, Any]:
+          probs: dict[int, float] | None = None,
+          confirms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Figures overall and per noise level. ``probs`` (record id -> p) replaces the model's
-    probability, for cross-validated threshold choice."""
-    def intent_of(r: dict[str, Any]) -> str | None:
+    probability, for cross-validated threshold choice. With ``confirms`` (decoded yes/no
+    replies) the *_with_confirm figures add the confirmation turn of unsure answers."""
+    pool: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    yes_model = model.for_confirmation()
+    said: dict[int, str | None] = {}
+    for c in confirms or []:
+        pool.setdefault((c["voice"], c["noise"], c["truth"]), []).append(c)
+        said[id(c)] = decision(c, yes_model, unk).intent
+
+    def outcome(r: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+        """(intent accepted at once, intent after a confirmation, confirmation asked)."""
         if probs is not None:
             p = probs.get(id(r))
-            return r["best"] if p is not None and p >= model.threshold_for(r["feats"]) else None
-        return accepted_intent(r, model, unk)
+            if p is None:
+                return None, None, False
+            if p >= model.threshold_for(r["feats"]):
+                return r["best"], r["best"], False
+            asked = model.can_confirm(p)
+        else:
+            hyp = decision(r, model, unk)
+            if hyp.intent is not None:
+                return hyp.intent, hyp.intent, False
+            asked = hyp.confirmable
+        reply = confirm_reply(r, pool) if asked else None
+        if reply is None:
+            return None, None, False
+        return None, r["best"] if said[id(reply)] == "yes" else None, True
 
     def figures(rs: list[dict[str, Any]]) -> dict[str, float]:
-        ig = [r for r in rs if r["truth"] is not None]
-        oog = [r for r in rs if r["truth"] is None]
-        dec = [(r, intent_of(r)) for r in rs]
-        acc_ig = [(r, i) for r, i in dec if i is not None and r["truth"] is not None]
-        right = sum(1 for r, i in acc_ig if i == r["truth"])
-        fa = sum(1 for r, i in dec if i is not None and r["truth"] is None)
-        return {
-            "intent_accuracy": round(sum(1 for r in ig if r["best"] == r["truth"])
-                                     / max(1, len(ig)), 4),
-            "accepted": round(len(acc_ig) / max(1, len(ig)), 4),
-            "accepted_precision": round(right / len(acc_ig), 4) if acc_ig else 1.0,
-            "oog_false_accept": round(fa / max(1, len(oog)), 4),
-            "accepted_precision_with_oog": round(right / (len(acc_ig) + fa), 4)
-            if acc_ig or fa else 1.0,
-            "errors": len(acc_ig) - right,
-        }
+        out = [(r, *outcome(r)) for r in rs]
+        ig = [o for o in out if o[0]["truth"] is not None]
+        oog = [o for o in out if o[0]["truth"] is None]
+        res: dict[str, Any] = {
+            "intent_accuracy": round(sum(1 for r, *_ in ig if r["best"] == r["truth"])
+                                     / max(1, len(ig)), 4)}
+        for suffix, k in (("", 1), ("_with_confirm", 2)):
+            acc = [r for r, *o in ig if o[k - 1] is not None]
+            right = sum(1 for r, *o in ig if o[k - 1] is not None and o[k - 1] == r["truth"])
+            fa = sum(1 for r, *o in oog if o[k - 1] is not None)
+            res |= {
+                f"accepted{suffix}": round(len(acc) / max(1, len(ig)), 4),
+                f"accepted_precision{suffix}": round(right / len(acc), 4) if acc else 1.0,
+                f"oog_false_accept{suffix}": round(fa / max(1, len(oog)), 4),
+                f"errors{suffix}": len(acc) - right,
+            }
+            if not suffix:
+                res["accepted_precision_with_oog"] = (round(right / (len(acc) + fa), 4)
+                                                      if acc or fa else 1.0)
+        res["confirm_asked"] = round(sum(1 for *_, a in ig if a) / max(1, len(ig)), 4)
+        res["oog_confirm_asked"] = round(sum(1 for *_, a in oog if a) / max(1, len(oog)), 4)
+        return res
     res: dict[str, Any] = dict(figures(recs))
     res["by_noise"] = {n: figures([r for r in recs if r["noise"] == n]) for n in NOISE}
     return res
@@ -385,7 +453,8 @@ TARGET_PRECISION = 0.99
 MAX_OOG_FALSE_ACCEPT = 0.01
 
 
-def tune(recs: list[dict[str, Any]], unk: str) -> conf.ConfidenceModel:
+def tune(recs: list[dict[str, Any]], unk: str,
+         confirms: list[dict[str, Any]] | None = None) -> conf.ConfidenceModel:
     """Fit the confidence model on DEV and choose its thresholds (normal and noisy line) with
     leave-one-voice-out probabilities: the pair that accepts the most clean answers (then noisy
     ones) while meeting TARGET_PRECISION at every noise level and MAX_OOG_FALSE_ACCEPT."""
@@ -421,11 +490,60 @@ def tune(recs: list[dict[str, Any]], unk: str) -> conf.ConfidenceModel:
     _, t, noisy, s = best
     print(f"tune: thresholds {t} / noisy {noisy} (DEV, cross-validated): {json.dumps(s)}",
           file=sys.stderr)
+    final = final.with_threshold(t, noisy)
+    if confirms:
+        final = tune_confirm(final, recs, confirms, probs, unk)
+        s = score(recs, final, unk, probs, confirms)
     notes = {"fit": "python3 bench/asr.py --tune", "dev_voices": DEV_VOICES,
              "target_precision": TARGET_PRECISION, "max_oog_false_accept": MAX_OOG_FALSE_ACCEPT,
              "dev_cross_validated": {k: s[k] for k in ("accepted", "accepted_precision",
                                                        "oog_false_accept")}}
-    return replace(final, threshold=t, noisy_threshold=noisy, notes=notes)
+    if confirms:
+        notes["dev_cross_validated"] |= {k: s[k] for k in (
+            "accepted_with_confirm", "accepted_precision_with_confirm",
+            "oog_false_accept_with_confirm", "confirm_asked", "oog_confirm_asked")}
+    return replace(final, notes=notes)
+
+
+# A confirmation is offered only from where it is more often a "yes" than a "no" for callers
+# who answered (DEV, answers within 0.1 above the floor). Out-of-grammar speech is
+# over-represented in this test set (about 2.6 per answer), so it is left out of that share and
+# reported as oog_confirm_asked instead.
+MIN_CONFIRM_RIGHT = 0.5
+
+
+def tune_confirm(model: conf.ConfidenceModel, recs: list[dict[str, Any]],
+                 confirms: list[dict[str, Any]], probs: dict[int, float],
+                 unk: str) -> conf.ConfidenceModel:
+    """The confirmation's operating point on DEV: its yes threshold is the lowest that takes no
+    "no" reply for a yes at any noise level; its floor the lowest probability from which unsure
+    answers are mostly right and the targets still hold with confirmation."""
+    grid = [x / 100 for x in range(5, 100)]
+    noes = [c for c in confirms if c["truth"] == "no"]
+    yes_t = next((t for t in grid
+                  if not any(decision(c, replace(model, confirm_threshold=t).for_confirmation(),
+                                      unk).intent == "yes" for c in noes)), None)
+    if yes_t is None:
+        print("tune: no confirmation threshold is safe on DEV; confirmation off", file=sys.stderr)
+        return model
+    for floor in grid:
+        cand = replace(model, confirm_floor=floor, confirm_threshold=yes_t)
+        # the marginal slice: would a confirmation just above the floor mostly end in a yes?
+        band = [r for r in recs if id(r) in probs and r["truth"] is not None
+                and floor <= probs[id(r)] < min(floor + 0.1, model.threshold_for(r["feats"]))]
+        right = sum(1 for r in band if r["best"] == r["truth"])
+        if band and right / len(band) < MIN_CONFIRM_RIGHT:
+            continue
+        s = score(recs, cand, unk, probs, confirms)
+        if (all(v["accepted_precision_with_confirm"] >= TARGET_PRECISION
+                for v in s["by_noise"].values())
+                and s["oog_false_accept_with_confirm"] <= MAX_OOG_FALSE_ACCEPT):
+            print(f"tune: confirm floor {floor}, yes threshold {yes_t} (DEV, cross-validated): "
+                  f"{json.dumps(s)}", file=sys.stderr)
+            return cand
+    print("tune: no confirmation floor meets the targets on DEV; confirmation off",
+          file=sys.stderr)
+    return model
 
 
 def operating_points(recs: list[dict[str, Any]], model: conf.ConfidenceModel,
@@ -460,10 +578,12 @@ def main() -> None:
     denoise = not args.no_denoise
     dev = decode_all(build_items(dev_v, "dev"), model, args.redecode, denoise, args.jobs)
     test = decode_all(build_items(test_v, "test"), model, args.redecode, denoise, args.jobs)
-    prepare(dev, unk)
-    prepare(test, unk)
+    dev_c = decode_all(confirm_items(dev_v, "dev"), model, args.redecode, denoise, args.jobs)
+    test_c = decode_all(confirm_items(test_v, "test"), model, args.redecode, denoise, args.jobs)
+    for recs in (dev, test, dev_c, test_c):
+        prepare(recs, unk)
     if args.tune:
-        fitted = tune(dev, unk)
+        fitted = tune(dev, unk, dev_c)
         path = conf.model_path("ko")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(fitted.to_json(), encoding="utf-8")
@@ -471,11 +591,13 @@ def main() -> None:
         model_c = fitted
     else:
         model_c = conf.confidence_for("ko")
-    print("dev:", json.dumps(score(dev, model_c, unk)), file=sys.stderr)
-    test_score = score(test, model_c, unk)
+    print("dev:", json.dumps(score(dev, model_c, unk, confirms=dev_c)), file=sys.stderr)
+    test_score = score(test, model_c, unk, confirms=test_c)
     rtfs = sorted(r["rtf"] for r in test)
     keys = ("accepted", "accepted_precision", "intent_accuracy", "oog_false_accept",
-            "accepted_precision_with_oog")
+            "accepted_precision_with_oog", "confirm_asked", "accepted_with_confirm",
+            "accepted_precision_with_confirm", "oog_false_accept_with_confirm",
+            "oog_confirm_asked")
     result = {
         "split": "test",
         "utterances": len(test),
@@ -489,6 +611,8 @@ def main() -> None:
         "by_noise": {n: {k: v[k] for k in keys} for n, v in test_score["by_noise"].items()},
         "threshold": model_c.threshold,
         "noisy_threshold": model_c.noisy_threshold,
+        "confirm_floor": model_c.confirm_floor,
+        "confirm_threshold": model_c.confirm_threshold,
         "operating_points": operating_points(test, model_c, unk),
     }
     print(json.dumps(result, ensure_ascii=False))

@@ -112,6 +112,19 @@ class DecoderSettings(_Strict):
     lattice_beam: float | None = Field(None, gt=0.0, le=12.0)
 
 
+class ConfidenceSettings(_Strict):
+    """Overrides of a language's fitted confidence model (ivr/speech/data/confidence.<lang>.json,
+    made by ``bench/asr.py --tune``); None keeps the fitted value. Raising ``threshold`` trades
+    answers accepted at once for fewer wrong ones; ``confirm: false`` turns confirmations off."""
+
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    noisy_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    # unsure answers from this probability get a yes/no confirmation (the script's `confirm`)
+    confirm_floor: float | None = Field(None, ge=0.0, le=1.0)
+    confirm_threshold: float | None = Field(None, ge=0.0, le=1.0)  # the confirmation's "yes"
+    confirm: bool = True
+
+
 # Measured on the Korean model with bench/asr.py (DEV voices, 9 espeak variants, telephone audio):
 # the right phrase was among the n-best in 79% of clean answers with the model's lattice beam 2,
 # in 92% with 8; 6 keeps most of that without the lattice blow-ups 8 had on noisy turns.
@@ -137,6 +150,8 @@ class SpeechSettings(_Strict):
     # Subtract the line's noise spectrum (heard before the caller speaks) from the answer before
     # recognition (ivr.speech.denoise). Off only to compare.
     denoise: bool = True
+    # Per-language overrides of the fitted confidence model (see ConfidenceSettings).
+    confidence: dict[str, ConfidenceSettings] = {}
     # How prompts are synthesised with espeak-ng: through pyttsx3, or the espeak-ng CLI.
     tts_backend: Literal["pyttsx3", "espeak-cli"] = "pyttsx3"
     # Transcribe recorded open answers after the call (free-form decode, one background worker)

@@ -21,7 +21,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.config import ConfidenceSettings
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FALLBACK_LANGUAGE = "ko"
@@ -62,6 +65,11 @@ class ConfidenceModel:
     noisy_snr_db: float = 15.0
     # Hard floor independent of the fit: clicks and coughs are never answers.
     min_speech_ms: float = 120.0
+    # Unsure answers at or above confirm_floor may be confirmed by a yes/no turn ("X, right?")
+    # whose "yes" needs confirm_threshold (its own operating point: a two-word grammar, and only
+    # a false yes does harm). None: no confirmation.
+    confirm_floor: float | None = None
+    confirm_threshold: float | None = None
     source: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -76,7 +84,9 @@ class ConfidenceModel:
             raise ConfidenceError(f"{where}: unknown features {unknown} (known: {list(FEATURES)})")
         if any(s <= 0 for s in self.scale):
             raise ConfidenceError(f"{where}: every scale must be > 0")
-        for name, t in (("threshold", self.threshold), ("noisy_threshold", self.noisy_threshold)):
+        for name, t in (("threshold", self.threshold), ("noisy_threshold", self.noisy_threshold),
+                        ("confirm_floor", self.confirm_floor),
+                        ("confirm_threshold", self.confirm_threshold)):
             if t is not None and not 0.0 <= t <= 1.0:
                 raise ConfidenceError(f"{where}: {name} must be in [0, 1], got {t}")
 
@@ -98,9 +108,23 @@ class ConfidenceModel:
                        noisy_threshold: float | None = None) -> ConfidenceModel:
         return replace(self, threshold=threshold, noisy_threshold=noisy_threshold)
 
+    def can_confirm(self, probability: float) -> bool:
+        """True when an unsure answer this likely is worth a yes/no confirmation."""
+        return (self.confirm_floor is not None and self.confirm_threshold is not None
+                and probability >= self.confirm_floor)
+
+    def for_confirmation(self) -> ConfidenceModel:
+        """The model a confirmation turn's yes/no is decided with."""
+        t = self.confirm_threshold if self.confirm_threshold is not None else self.threshold
+        return replace(self, threshold=t, noisy_threshold=t, confirm_floor=None)
+
     def stricter(self, by: float) -> ConfidenceModel:
-        noisy = None if self.noisy_threshold is None else min(1.0, self.noisy_threshold + by)
-        return self.with_threshold(min(1.0, self.threshold + by), noisy)
+        def up(t: float | None) -> float | None:
+            return None if t is None else min(1.0, t + by)
+        return replace(self, threshold=min(1.0, self.threshold + by),
+                       noisy_threshold=up(self.noisy_threshold),
+                       confirm_floor=up(self.confirm_floor),
+                       confirm_threshold=up(self.confirm_threshold))
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -117,13 +141,19 @@ class ConfidenceModel:
                        noisy_threshold=(None if d.get("noisy_threshold") is None
                                         else float(d["noisy_threshold"])),
                        noisy_snr_db=float(d.get("noisy_snr_db", 15.0)),
-                       min_speech_ms=float(d.get("min_speech_ms", 120.0)), source=source,
+                       min_speech_ms=float(d.get("min_speech_ms", 120.0)),
+                       confirm_floor=_opt_float(d.get("confirm_floor")),
+                       confirm_threshold=_opt_float(d.get("confirm_threshold")), source=source,
                        notes=dict(d.get("notes", {})))
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ConfidenceError):
                 raise
             raise ConfidenceError(f"{source or 'confidence model'}: not a confidence model "
                                   f"({type(exc).__name__}: {exc})") from exc
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 def _sigmoid(z: float) -> float:
@@ -149,6 +179,20 @@ def confidence_for(language: str) -> ConfidenceModel:
         model = confidence_for(FALLBACK_LANGUAGE).stricter(UNTUNED_MARGIN)
     _cache[language] = model
     return model
+
+
+def confidence_with(language: str,
+                    overrides: ConfidenceSettings | None = None) -> ConfidenceModel:
+    """The language's model with an operator's overrides (ivr.config.ConfidenceSettings)."""
+    model = confidence_for(language)
+    if overrides is None:
+        return model
+    changes: dict[str, float | None] = {
+        k: v for k in ("threshold", "noisy_threshold", "confirm_floor", "confirm_threshold")
+        if (v := getattr(overrides, k)) is not None}
+    if not overrides.confirm:
+        changes["confirm_floor"] = None
+    return replace(model, **changes) if changes else model  # type: ignore[arg-type]
 
 
 def fit(rows: Sequence[Mapping[str, float]], labels: Sequence[int], *,

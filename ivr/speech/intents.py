@@ -56,6 +56,8 @@ class Hypothesis:
     # The best phrase's intent before rejection (for logs, reports and tuning).
     best_intent: str | None = None
     features: dict[str, float] = field(default_factory=dict)
+    # Unsure but plausible: a yes/no confirmation of best_intent may settle it.
+    confirmable: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -133,6 +135,7 @@ def classify(
         hyp.intent, hyp.reason = pick.intent, "accepted"
     else:
         hyp.reason = f"confidence {hyp.confidence:.2f} < {threshold:.2f}"
+        hyp.confirmable = model.can_confirm(hyp.confidence)
     return hyp
 
 

@@ -25,6 +25,16 @@ class DialogHangup(Exception):
 
 
 @dataclass(frozen=True)
+class Confirmation:
+    """How to confirm an unsure voice answer of a question (see ivr.survey.script.Confirm)."""
+
+    texts: Mapping[str, str]  # phrase heard (whitespace-collapsed) -> prompt asking about it
+    phrases: Mapping[str, tuple[str, ...]]  # "yes" / "no" -> phrases
+    dtmf: Mapping[str, str]  # key -> "yes" / "no"
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Question:
     """Everything a dialog needs to ask one question (one try)."""
 
@@ -41,6 +51,7 @@ class Question:
     barge_in: bool = True
     dtmf_only: bool = False  # after the reprompt limits: keys only, no speech recognition
     attempt: int = 1  # 1 = first time asked
+    confirm: Confirmation | None = None  # voice answers the recogniser is unsure of
 
     @property
     def intents(self) -> tuple[str, ...]:

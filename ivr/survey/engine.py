@@ -28,8 +28,8 @@ from typing import Any, Literal
 from ivr.agi.channel import AGIHangup
 from ivr.store import CALL_COMPLETED, CALL_ERROR, CALL_HANGUP, CallRecorder, add_dnc, now_iso
 from ivr.survey.callback import callback_time
-from ivr.survey.dialog import Dialog, DialogHangup, Question
-from ivr.survey.render import render_prompt, render_text
+from ivr.survey.dialog import Confirmation, Dialog, DialogHangup, Question
+from ivr.survey.render import confirmation_texts, render_prompt, render_text
 from ivr.survey.script import BOOL_FIELDS, RESULT_FIELDS, Intent, Node, Script
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,21 @@ class SurveyRun:
             max_digits=node.max_digits,
             timeout_s=node.timeout_s or self.script.defaults.timeout_s,
             barge_in=self._barge_in(node), dtmf_only=dtmf_only, attempt=attempt,
+            confirm=None if dtmf_only else self._confirmation(node, phrases),
+        )
+
+    def _confirmation(self, node: Node, phrases: Mapping[str, tuple[str, ...]]
+                      ) -> Confirmation | None:
+        spec = self.script.confirm
+        if spec is None or not node.confirm or not phrases:
+            return None
+        return Confirmation(
+            texts=confirmation_texts(spec, phrases, self.context, self.language,
+                                     self.script.language),
+            phrases={k: tuple(getattr(spec, k).phrases_for(self.language, self.script.language))
+                     for k in ("yes", "no")},
+            dtmf={key: k for k in ("yes", "no") for key in getattr(spec, k).dtmf},
+            timeout_s=spec.timeout_s,
         )
 
     async def _question(self, name: str, node: Node) -> str | None:

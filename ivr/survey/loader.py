@@ -34,6 +34,7 @@ from ivr.survey.script import (
     REMEDIES,
     RESULT_FIELDS,
     CallbackPolicy,
+    Confirm,
     Defaults,
     Intent,
     Meta,
@@ -46,8 +47,10 @@ Vocabulary = Callable[[str], bool]
 Path_ = tuple[Any, ...]
 M = TypeVar("M", bound=BaseModel)
 
-TOP_KEYS = ("survey", "start", "defaults", "callback", "transfer", "global_intents", "nodes")
+TOP_KEYS = ("survey", "start", "defaults", "callback", "transfer", "global_intents", "confirm",
+            "nodes")
 REPROMPT_FIELDS = frozenset({"prompt"})  # extra template variable in reprompts
+CONFIRM_FIELDS = frozenset({"answer"})  # the phrase heard, in the confirmation prompt
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ def _build(ck: _Checker, data: dict[str, Any], path: Path) -> tuple[Script | Non
         spec = ck.model(Intent, raw, ("global_intents", name))
         if spec is not None:
             globals_[str(name)] = spec
+    confirm = ck.model(Confirm, data["confirm"], ("confirm",)) if data.get("confirm") else None
     nodes: dict[str, Node] = {}
     raw_nodes = _mapping(ck, data.get("nodes"), ("nodes",))
     if not raw_nodes and isinstance(data.get("nodes"), dict | None):
@@ -253,7 +257,7 @@ def _build(ck: _Checker, data: dict[str, Any], path: Path) -> tuple[Script | Non
         return None, broken
     script = Script(path=path, meta=meta, start=start if isinstance(start, str) else "",
                     defaults=defaults, callback=callback, transfer=transfer,
-                    global_intents=globals_, nodes=nodes, lines=ck.lines)
+                    global_intents=globals_, nodes=nodes, confirm=confirm, lines=ck.lines)
     return script, broken
 
 
@@ -295,6 +299,8 @@ def check_script(ck: _Checker, script: Script, vocabulary: Vocabulary | None, *,
         _check_intent(ck, script, name, spec, base, vocabulary)
     for name, node in script.nodes.items():
         _check_node(ck, script, name, node, target, vocabulary)
+    if script.confirm is not None:
+        _check_confirm(ck, script, script.confirm, vocabulary)
     _check_templates(ck, script, orders)
     if not broken:  # a broken node's transitions are unknown: no false "unreachable"
         _check_reachable(ck, script)
@@ -362,6 +368,27 @@ def _check_intent(ck: _Checker, script: Script, name: str, spec: Intent, path: P
             if not vocabulary(word):
                 ck.add(ppath + (i,), f"word {word!r} of phrase {phrase!r} (intent {name!r}) is "
                                      f"not in the speech model vocabulary")
+
+
+def _check_confirm(ck: _Checker, script: Script, confirm: Confirm,
+                   vocabulary: Vocabulary | None) -> None:
+    base: Path_ = ("confirm",)
+    if not confirm.prompt_for(script.language, script.language):
+        ck.add(base + ("prompt",), f"no confirmation prompt for the script language "
+                                   f"{script.language!r}")
+    for name in ("yes", "no"):
+        spec: Intent = getattr(confirm, name)
+        if spec.goto or spec.set:
+            ck.add(base + (name,), f"confirmation {name!r} takes only phrases and dtmf "
+                                   f"(the answer being confirmed decides where to go)")
+        _check_intent(ck, script, name, spec, base + (name,), vocabulary)
+    yes = set(confirm.yes.phrases_for(script.language, script.language))
+    both = yes & set(confirm.no.phrases_for(script.language, script.language))
+    if both:
+        ck.add(base, f"phrases {sorted(both)} are both yes and no")
+    keys = set(confirm.yes.dtmf) & set(confirm.no.dtmf)
+    if keys:
+        ck.add(base, f"keys {sorted(keys)} are both yes and no")
 
 
 def _check_dtmf(ck: _Checker, script: Script, node: Node, base: Path_) -> None:
@@ -447,6 +474,11 @@ def _check_templates(ck: _Checker, script: Script, orders: frozenset[str]) -> No
     if script.defaults.dtmf_reprompt:
         sources.append((("defaults", "dtmf_reprompt"), script.defaults.dtmf_reprompt,
                         REPROMPT_FIELDS))
+    if script.confirm is not None:
+        prompts = script.confirm.prompt
+        for lang, src in (prompts.items() if isinstance(prompts, dict) else [(None, prompts)]):
+            path = ("confirm", "prompt") if lang is None else ("confirm", "prompt", lang)
+            sources.append((path, src, CONFIRM_FIELDS))
     for path, src, extra in sources:
         try:
             used = template_fields(src)

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
-from ivr.survey.render import render_prompt, render_text
+from ivr.survey.render import confirmation_texts, render_prompt, render_text
 from ivr.survey.script import Script
 
 
@@ -37,6 +37,10 @@ def script_prompts(script: Script, context: Mapping[str, Any], language: str) ->
         dtmf = d.dtmf_reprompt if node.dtmf_reprompt is None else node.dtmf_reprompt
         if dtmf:
             yield render_text(dtmf, context, language, prompt=main)
+        if script.confirm is not None and node.confirm:
+            phrases = script.phrases_of(node, language)
+            yield from confirmation_texts(script.confirm, phrases, context, language,
+                                          script.language).values()
 
 
 def campaign_prompts(db: sqlite_utils.Database, campaign_id: str, *, platform: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -20,7 +20,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from ivr.survey.script import Node
+from ivr.survey.script import Confirm, Node
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +108,12 @@ def all_templates(node: Node) -> Iterable[tuple[tuple[Any, ...], str]]:
         yield ("dtmf_reprompt",), node.dtmf_reprompt
     for var, src in node.variables.items():
         yield ("variables", var), src
+
+
+def confirmation_texts(confirm: Confirm, phrases: Mapping[str, Sequence[str]],
+                       context: Mapping[str, Any], lang: str,
+                       script_lang: str) -> dict[str, str]:
+    """phrase (whitespace-collapsed) -> the prompt confirming it, for every phrase heard."""
+    source = confirm.prompt_for(lang, script_lang)
+    return {" ".join(p.split()): render_text(source, context, lang, answer=" ".join(p.split()))
+            for ps in phrases.values() for p in ps}

@@ -117,6 +117,7 @@ class Node(_Strict):
     target: str | None = None  # transfer: agent queue / extension in the agent context
     variables: dict[str, str] = Field(default_factory=dict)  # transfer: extra channel variables
     hangup: bool = True  # end
+    confirm: bool = True  # question: offer the script's confirmation for unsure voice answers
 
 
 # Fields that mean something per kind (others are reported as misplaced).
@@ -125,7 +126,7 @@ KIND_FIELDS: dict[str, set[str]] = {
     "statement": COMMON_FIELDS | {"next"},
     "question": COMMON_FIELDS | {
         "intents", "globals", "noinput", "nomatch", "max_noinput", "max_nomatch",
-        "dtmf_reprompt", "fallback", "max_digits", "timeout_s",
+        "dtmf_reprompt", "fallback", "max_digits", "timeout_s", "confirm",
     },
     "open": COMMON_FIELDS | {"next", "max_s"},
     "transfer": COMMON_FIELDS | {"target", "variables", "outcome"},
@@ -150,6 +151,26 @@ class Defaults(_Strict):
     nomatch: list[str] = Field(default_factory=lambda: ["{{ prompt }}"])
     dtmf_reprompt: str = ""  # "" = no DTMF-only step
     fallback: str | None = None
+
+
+class Confirm(_Strict):
+    """Explicit confirmation of an unsure voice answer ("배송 문제, 맞으세요?").
+
+    When the recogniser's best phrase is plausible but below the acceptance threshold, the caller
+    is asked ``prompt`` (``{{ answer }}`` = the phrase heard) and a clear yes stores the answer;
+    no, silence or anything else asks the question again. Yes/no are short, distinct words the
+    small models hear well, so this turns unsure answers into trusted ones.
+    """
+
+    prompt: str | dict[str, str]
+    yes: Intent
+    no: Intent
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    def prompt_for(self, language: str, script_language: str) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return self.prompt.get(language) or self.prompt.get(script_language, "")
 
 
 class CallbackPolicy(_Strict):
@@ -180,6 +201,7 @@ class Script:
     transfer: TransferPolicy
     global_intents: dict[str, Intent]
     nodes: dict[str, Node]
+    confirm: Confirm | None = None
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False)
 
     @property

@@ -3,8 +3,10 @@
 ask       one AudioSocket turn: the prompt streams to the caller while the caller's audio streams
           into a :class:`~ivr.speech.recognizer.TurnRecognizer` (grammar of the question). Speech
           during the prompt stops it (barge-in, when the question allows it); the turn ends on the
-          recogniser's endpoint, a key press (AudioSocket DTMF) or no input. An unsure recognition
-          is a no-match: the engine asks again, then falls back to keys.
+          recogniser's endpoint, a key press (AudioSocket DTMF) or no input. An unsure but
+          plausible recognition is confirmed by a yes/no turn when the script has a ``confirm``
+          section ("배송 문제, 맞으세요?"); otherwise, or on anything but yes, it is a no-match:
+          the engine asks again, then falls back to keys.
 say, record, transfer, hangup and keys-only questions go through :class:`AgiDtmfDialog`.
 
 The AudioSocket server and the speech model live once per process (FastAGI daemon or classic AGI
@@ -22,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr.speech.audiosocket import AudioSocketServer, Turn, TurnOutcome
+from ivr.speech.confidence import ConfidenceModel, confidence_for, confidence_with
 from ivr.speech.grammar import GrammarError, question_grammar
 from ivr.speech.models import LoadedModel, ModelError, get_model
 from ivr.speech.recognizer import TurnEvent, TurnRecognizer
 from ivr.speech.tts import TtsEngine
 from ivr.survey.agi_dialog import AgiDtmfDialog
-from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
+from ivr.survey.dialog import DialogHangup, InputMode, Question, Recording, TurnResult
 
 if TYPE_CHECKING:
     from ivr.agi.registry import CallContext
@@ -86,7 +89,8 @@ class WallClockListener:
 class AgiVoiceDialog:
     def __init__(self, dtmf: AgiDtmfDialog, tts: TtsEngine, model: LoadedModel, *,
                  language: str, source: str, default_voice: str,
-                 end_silence_ms: int = 500, denoise: bool = True) -> None:
+                 end_silence_ms: int = 500, denoise: bool = True,
+                 confidence: ConfidenceModel | None = None) -> None:
         self.dtmf = dtmf
         self.agi = dtmf.agi
         self.tts = tts
@@ -96,6 +100,7 @@ class AgiVoiceDialog:
         self.default_voice = default_voice
         self.end_silence_ms = end_silence_ms
         self.denoise = denoise
+        self.confidence = confidence or confidence_for(model.language)
         self.turns: list[dict[str, Any]] = []  # timings per turn, for benchmarks and logs
 
     # -- delegated ------------------------------------------------------------------------------
@@ -117,6 +122,11 @@ class AgiVoiceDialog:
     async def ask(self, question: Question) -> TurnResult:
         if question.dtmf_only or not question.phrases:
             return await self.dtmf.ask(question)
+        outcome = await self._turn(question, self.confidence)
+        return await self._result(question, outcome)
+
+    async def _turn(self, question: Question, confidence: ConfidenceModel) -> TurnOutcome:
+        """One AudioSocket turn: the prompt plays while the caller's audio is recognised."""
         grammar = question_grammar(dict(question.phrases), self.model, language=self.language,
                                    question=question.node, source=self.source)
         no_input_ms = int(question.timeout_s * 1000)
@@ -124,7 +134,7 @@ class AgiVoiceDialog:
         # recogniser's frame count, which runs from the first frame of the prompt.
         rec = TurnRecognizer(self.model, grammar, dict(question.phrases),
                              end_silence_ms=self.end_silence_ms, no_input_ms=24 * 3600 * 1000,
-                             denoise=self.denoise)
+                             denoise=self.denoise, confidence=confidence)
         listener = WallClockListener(rec, no_input_ms)
         voice = question.voice or self.default_voice
         prompt = await asyncio.to_thread(self.tts.render_pcm, question.text, voice)
@@ -141,7 +151,35 @@ class AgiVoiceDialog:
             raise
         outcome: TurnOutcome = await future
         self._log_turn(question, outcome, listener)
-        return await self._result(question, outcome)
+        return outcome
+
+    async def _confirm(self, q: Question, hyp: Any) -> TurnResult | None:
+        """Ask whether the caller meant the unsure answer; the answer's TurnResult on a clear
+        yes, None otherwise (no, silence, anything else: the question is asked again)."""
+        spec = q.confirm
+        text = spec.texts.get(hyp.transcript) if spec is not None else None
+        if spec is None or not text or hyp.best_intent is None:
+            return None
+        check = Question(node=f"{q.node}.confirm", text=text, voice=q.voice,
+                         language=q.language, phrases=spec.phrases, dtmf=spec.dtmf,
+                         timeout_s=spec.timeout_s, barge_in=True, attempt=q.attempt)
+        outcome = await self._turn(check, self.confidence.for_confirmation())
+        if outcome.event == "hangup":
+            raise DialogHangup("caller hung up during a confirmation")
+        if outcome.event == "dtmf":
+            said = check.match_dtmf(outcome.dtmf or "")
+            mode: InputMode = "dtmf"
+        elif outcome.event == "end" and outcome.result is not None:
+            said, mode = outcome.result.intent, "voice"
+        else:
+            said, mode = None, "voice"
+        log.info("confirm %s %r (p=%.2f): %s", q.node, hyp.transcript, hyp.confidence, said)
+        if said != "yes":
+            return None
+        return TurnResult("match", intent=hyp.best_intent, confidence=float(hyp.confidence),
+                          transcript=hyp.transcript or None, input_mode="voice",
+                          extra={"reason": "confirmed", "confirmed_by": mode,
+                                 "best_intent": hyp.best_intent})
 
     async def _result(self, q: Question, outcome: TurnOutcome) -> TurnResult:
         event = outcome.event
@@ -162,6 +200,10 @@ class AgiVoiceDialog:
             hyp = outcome.result
             if hyp is None:
                 return TurnResult("nomatch", input_mode="voice")
+            if hyp.intent is None and hyp.confirmable and q.confirm is not None:
+                confirmed = await self._confirm(q, hyp)
+                if confirmed is not None:
+                    return confirmed
             return TurnResult("match" if hyp.intent else "nomatch", intent=hyp.intent,
                               confidence=float(hyp.confidence), transcript=hyp.transcript or None,
                               input_mode="voice",
@@ -208,7 +250,9 @@ def voice_dialog_for(call: CallContext, language: str, voice: str,
     return AgiVoiceDialog(dtmf, engine(settings), model, language=language,
                           source=source, default_voice=voice,
                           end_silence_ms=settings.speech.endpoint_ms,
-                          denoise=settings.speech.denoise)
+                          denoise=settings.speech.denoise,
+                          confidence=confidence_with(language,
+                                                     settings.speech.confidence.get(language)))
 
 
 __all__ = ["AgiVoiceDialog", "GrammarError", "WallClockListener", "audiosocket_server",

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,6 +21,9 @@ from ivr.asterisk.process import Asterisk
 from ivr.config import Settings, load_settings
 from ivr.store import open_db
 from ivr.testing.sipp import Customer, SippCustomer
+
+if TYPE_CHECKING:
+    from ivr.dialer.types import DialResult
 
 LOOPBACK = "127.0.0.1"
 
@@ -216,6 +219,30 @@ class Bed:
             if done or time.monotonic() > deadline:
                 return row
             time.sleep(0.1)
+
+    def dial_survey(self, number: str, script: Path, *, language: str,
+                    voice: str) -> DialResult:
+        """Originate one survey call to ``number`` (digits) over AMI; asserts it was answered."""
+        import asyncio
+
+        from ivr.dialer.ami import AmiOriginator
+        from ivr.dialer.types import DialRequest
+
+        async def run() -> DialResult:
+            async with AmiOriginator.from_settings(self.settings) as o:
+                return await o.dial(DialRequest(
+                    phone="+" + number, caller_id=self.settings.trunk.caller_id,
+                    variables={"IVR_SCRIPT": str(script), "IVR_LANGUAGE": language,
+                               "IVR_VOICE": voice}))
+
+        result = asyncio.run(run())
+        assert result.outcome == "answered", self.diagnostics()
+        return result
+
+    def answers(self, call_id: str) -> list[tuple[str, str | None, str, int]]:
+        """(node, intent, input_mode, tries) of each stored answer of the call, in order."""
+        rows = self.db()["answers"].rows_where("call_id = ?", [call_id], order_by="seq")
+        return [(r["node"], r["intent"], r["input_mode"], r["tries"]) for r in rows]
 
     def diagnostics(self) -> str:
         """Everything useful when a real-call test fails."""

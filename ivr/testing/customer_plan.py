@@ -44,6 +44,11 @@ class Answer:
     # For an open question (recorded, not recognised): say ``speech`` (or nothing) after the
     # prompt, then press #. Open questions without such an answer get silence and # as before.
     open: bool = False
+    # The IVR is expected to confirm ``heard`` (the phrase it should hear in ``speech``); the
+    # customer replies with ``confirm_reply`` after that prompt, meaning yes when ``confirmed``.
+    heard: str | None = None
+    confirm_reply: Path | None = None
+    confirmed: bool = True
 
 
 def wav_ms(path: Path) -> int:
@@ -91,6 +96,13 @@ class _Planner:
                           else min(a.barge_in_ms, dur))
             self.speech.append((at, a.speech))
             self.t = at + wav_ms(a.speech) + ENDPOINT_MS + STEP_MS
+            if a.confirm_reply is not None and q.confirm is not None and a.heard is not None:
+                text = q.confirm.texts[" ".join(a.heard.split())]
+                at = self.t + self.prompt_ms(text, q.voice) + SPEAK_AFTER_PROMPT_MS
+                self.speech.append((at, a.confirm_reply))
+                self.t = at + wav_ms(a.confirm_reply) + ENDPOINT_MS + STEP_MS
+                if not a.confirmed:
+                    return TurnResult("nomatch", input_mode="voice")
             if a.intent is None:
                 return TurnResult("nomatch", input_mode="voice")
             return TurnResult("match", intent=a.intent, input_mode="voice")

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from ivr.config import ConfidenceSettings
 from ivr.speech import confidence as conf
-from ivr.speech.confidence import ConfidenceError, ConfidenceModel, confidence_for, fit
+from ivr.speech.confidence import (
+    ConfidenceError,
+    ConfidenceModel,
+    confidence_for,
+    confidence_with,
+    fit,
+)
 from ivr.speech.intents import Signal, classify, dtmf_intent, syllables
 
 INTENTS = {"yes": ["네", "예"], "no": ["아니요"], "refund": ["환불 해 주세요"]}
@@ -178,3 +186,41 @@ def test_shipped_korean_model_and_strict_fallback() -> None:
     other = confidence_for("xx")
     assert other.weights == ko.weights
     assert other.threshold == pytest.approx(min(1.0, ko.threshold + conf.UNTUNED_MARGIN))
+
+
+def test_unsure_answer_above_the_floor_is_confirmable() -> None:
+    m = replace(MODEL, confirm_floor=0.3, confirm_threshold=0.6)
+    unsure = result(alt("네", 50.0), alt("아니요", 49.5))  # p ~0.65: below 0.8
+    h = classify(unsure, INTENTS, unk_token="<UNK>", confidence=m, signal=Signal((0.48, 0.92)))
+    assert h.intent is None and h.best_intent == "yes" and h.confirmable
+    far = result(alt("네 예", 52.0), alt("네", 50.0), alt("아니요", 49.9))
+    low = classify(far, INTENTS, unk_token="<UNK>", confidence=m, signal=Signal((0.48, 0.92)))
+    assert low.confidence < 0.3 and not low.confirmable
+    # without confirmation settings nothing is confirmable; a sure answer needs none
+    assert not decide(unsure).confirmable
+    assert not classify(result(alt("네", 50.0)), INTENTS, unk_token="<UNK>", confidence=m,
+                        signal=Signal((0.48, 0.92))).confirmable
+    # too short to be speech: refused before any confidence, never confirmed
+    short = classify(unsure, INTENTS, unk_token="<UNK>", confidence=m,
+                     signal=Signal((0.50, 0.55)))
+    assert "too short" in short.reason and not short.confirmable
+
+
+def test_confirmation_operating_point_round_trips_and_is_overridable() -> None:
+    m = replace(MODEL, confirm_floor=0.2, confirm_threshold=0.55)
+    again = ConfidenceModel.from_json(m.to_json(), "x.json")
+    assert (again.confirm_floor, again.confirm_threshold) == (0.2, 0.55)
+    yes = again.for_confirmation()
+    assert yes.threshold == yes.threshold_for({"snr_db": 5.0}) == 0.55
+    assert yes.confirm_floor is None  # a confirmation is never itself confirmed
+    assert m.stricter(0.1).confirm_floor == pytest.approx(0.3)
+    d = json.loads(m.to_json())
+    d["confirm_threshold"] = 2
+    with pytest.raises(ConfidenceError, match="confirm_threshold must be in"):
+        ConfidenceModel.from_json(json.dumps(d), "x.json")
+    ko = confidence_for("ko")
+    assert confidence_with("ko") is ko
+    tight = confidence_with("ko", ConfidenceSettings(threshold=0.95, confirm_floor=0.4))
+    assert (tight.threshold, tight.confirm_floor, tight.weights) == (0.95, 0.4, ko.weights)
+    assert confidence_with("ko", ConfidenceSettings(confirm=False)).confirm_floor is None
+    assert not confidence_with("ko", ConfidenceSettings(confirm=False)).can_confirm(0.7)
