@@ -123,6 +123,8 @@ def core_schema(db: sqlite_utils.Database) -> None:
             "input_mode": str,  # voice | dtmf | none
             "recording": str,
             "tries": int,  # how many times the question was asked before this answer
+            # 1: an unsure voice answer the caller confirmed ("배송 문제, 맞으세요?" - "네")
+            "confirmed": int,
             "asked_at": str,
             "answered_at": str,
         },
@@ -130,6 +132,8 @@ def core_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("call_id", "calls", "id")],
         if_not_exists=True,
     )
+    if "confirmed" not in db["answers"].columns_dict:  # databases made before confirmations
+        db["answers"].add_column("confirmed", int)  # type: ignore[union-attr]
     # A retried AGI request (same call, same answer position) must not duplicate the answer.
     db.table("answers").create_index(["call_id", "seq"], unique=True, if_not_exists=True)
     db.table("dnc").create(

@@ -110,6 +110,7 @@ class TurnResult:
     dtmf: str | None = None
     input_mode: InputMode = "none"
     recording: str | None = None  # path of the caller's audio for this turn, if kept
+    confirmed: bool = False  # an unsure voice answer the caller confirmed with a yes
     extra: dict[str, object] = field(default_factory=dict)
 
 

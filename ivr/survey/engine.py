@@ -300,6 +300,7 @@ class SurveyRun:
             name, intent=intent, confidence=turn.confidence if intent else 0.0,
             transcript=turn.transcript, dtmf=turn.dtmf, input_mode=turn.input_mode,
             recording=turn.recording, tries=tries, asked_at=asked_at,
+            confirmed=int(turn.confirmed) if intent else None,
         )
         self._stored_node = name  # CallRecorder.answer stored it as current_node
         return self._transition(node, _Turn(intent, turn.dtmf, turn.transcript))

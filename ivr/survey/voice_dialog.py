@@ -177,7 +177,7 @@ class AgiVoiceDialog:
         if said != "yes":
             return None
         return TurnResult("match", intent=hyp.best_intent, confidence=float(hyp.confidence),
-                          transcript=hyp.transcript or None, input_mode="voice",
+                          transcript=hyp.transcript or None, input_mode="voice", confirmed=True,
                           extra={"reason": "confirmed", "confirmed_by": mode,
                                  "best_intent": hyp.best_intent})
 

@@ -90,6 +90,8 @@ def test_confirmed_answers_are_stored(bed: Bed, script_path: Path) -> None:
     assert bed.answers(r.uniqueid) == [("satisfaction", "satisfied", "voice", 1),
                                        ("remedy", "refund", "voice", 1)], log[-4000:]
     assert "confirm satisfaction '네 만족'" in log and "confirm remedy '환불'" in log
+    flags = [a["confirmed"] for a in bed.db()["answers"].rows_where("call_id = ?", [r.uniqueid])]
+    assert flags == [1, 1]
     row = bed.call_row(r.uniqueid)
     assert (row["satisfied"], row["remedy_accepted"]) == (1, "refund")
 
@@ -102,3 +104,6 @@ def test_denied_answer_is_asked_again(bed: Bed, script_path: Path) -> None:
     assert got == [("satisfaction", "unsatisfied", "voice", 2),
                    ("remedy", "voucher", "dtmf", 1)], log[-4000:]
     assert "confirm satisfaction '네 만족' (p=" in log and "): no" in log
+    flags = [a["confirmed"] for a in bed.db()["answers"].rows_where("call_id = ?", [r.uniqueid],
+                                                                     order_by="seq")]
+    assert flags == [1, 0]  # the keyed remedy needed no confirmation

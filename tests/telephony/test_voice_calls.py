@@ -93,7 +93,7 @@ def test_voice_answers_are_recognised(bed: Bed, number: str, satisfied: int,
     assert (row["satisfied"], row["remedy_accepted"], row["outcome"]) == (satisfied, remedy,
                                                                            "completed")
     stored = bed.db()["answers"].rows_where("call_id = ?", [r.uniqueid])
-    assert all(a["transcript"] and a["confidence"] > 0 for a in stored)
+    assert all(a["transcript"] and a["confidence"] > 0 and a["confirmed"] == 0 for a in stored)
 
 
 def test_no_input_reprompts_then_falls_back_to_keys(bed: Bed) -> None:
