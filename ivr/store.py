@@ -75,6 +75,14 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def add_missing_columns(db: sqlite_utils.Database, table: str, columns: dict[str, type]) -> None:
+    """Add the columns a table lacks (databases made by an older version keep their rows)."""
+    have = db[table].columns_dict
+    for name, typ in columns.items():
+        if name not in have:
+            db[table].add_column(name, typ)  # type: ignore[union-attr]
+
+
 def core_schema(db: sqlite_utils.Database) -> None:
     db.table("calls").create(
         {
@@ -132,8 +140,7 @@ def core_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("call_id", "calls", "id")],
         if_not_exists=True,
     )
-    if "confirmed" not in db["answers"].columns_dict:  # databases made before confirmations
-        db["answers"].add_column("confirmed", int)  # type: ignore[union-attr]
+    add_missing_columns(db, "answers", {"confirmed": int})  # databases made before confirmations
     # A retried AGI request (same call, same answer position) must not duplicate the answer.
     db.table("answers").create_index(["call_id", "seq"], unique=True, if_not_exists=True)
     db.table("dnc").create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from ivr.store import register_schema
+from ivr.store import add_missing_columns, register_schema
 
 # table -> column -> type; added with add_column only when missing.
 EXTRA_COLUMNS: dict[str, dict[str, type]] = {
@@ -17,10 +17,7 @@ EXTRA_COLUMNS: dict[str, dict[str, type]] = {
 @register_schema
 def campaign_extras(db: sqlite_utils.Database) -> None:
     for table, cols in EXTRA_COLUMNS.items():
-        have = db[table].columns_dict
-        for name, typ in cols.items():
-            if name not in have:
-                db[table].add_column(name, typ)  # type: ignore[union-attr]
+        add_missing_columns(db, table, cols)
     # Caps count every attempt to a number: look them up by phone and time.
     db.execute("CREATE INDEX IF NOT EXISTS idx_attempts_phone_started "
                "ON attempts(phone, started_at)")

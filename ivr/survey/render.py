@@ -115,5 +115,5 @@ def confirmation_texts(confirm: Confirm, phrases: Mapping[str, Sequence[str]],
                        script_lang: str) -> dict[str, str]:
     """phrase (whitespace-collapsed) -> the prompt confirming it, for every phrase heard."""
     source = confirm.prompt_for(lang, script_lang)
-    return {" ".join(p.split()): render_text(source, context, lang, answer=" ".join(p.split()))
-            for ps in phrases.values() for p in ps}
+    heard = [" ".join(p.split()) for ps in phrases.values() for p in ps]
+    return {p: render_text(source, context, lang, answer=p) for p in heard}

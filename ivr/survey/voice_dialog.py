@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ivr.speech.audiosocket import AudioSocketServer, Turn, TurnOutcome
 from ivr.speech.confidence import ConfidenceModel, confidence_for, confidence_with
 from ivr.speech.grammar import GrammarError, question_grammar
+from ivr.speech.intents import Hypothesis
 from ivr.speech.models import LoadedModel, ModelError, get_model
 from ivr.speech.recognizer import TurnEvent, TurnRecognizer
 from ivr.speech.tts import TtsEngine
@@ -153,7 +154,7 @@ class AgiVoiceDialog:
         self._log_turn(question, outcome, listener)
         return outcome
 
-    async def _confirm(self, q: Question, hyp: Any) -> TurnResult | None:
+    async def _confirm(self, q: Question, hyp: Hypothesis) -> TurnResult | None:
         """Ask whether the caller meant the unsure answer; the answer's TurnResult on a clear
         yes, None otherwise (no, silence, anything else: the question is asked again)."""
         spec = q.confirm
