@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ivr.call.prompts import engine  # noqa: E402
 from ivr.dialer.ami import AmiOriginator  # noqa: E402
 from ivr.dialer.types import DialRequest  # noqa: E402
-from ivr.prompts import engine  # noqa: E402
 from ivr.survey.loader import load_script  # noqa: E402
 from ivr.testing.bed import Bed  # noqa: E402
 from ivr.testing.customer_plan import Answer, plan_customer  # noqa: E402

@@ -23,8 +23,8 @@ import click
 import yaml
 from rich.console import Console
 
+from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT
-from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.testing.bed import Bed

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
 from ivr.asterisk.install import AsteriskRoot
 from ivr.asterisk.render import agi_entry_point
 from ivr.config import AsteriskSettings
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/support, whatever the import mode
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

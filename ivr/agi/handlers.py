@@ -1,6 +1,6 @@
 """The AGI handlers the dialplans call, registered by name.
 
-``survey``  the conversation with an answered customer (:mod:`ivr.agi.survey`)
+``survey``  the conversation with an answered customer (:mod:`ivr.call.handler`)
 ``guard``   refuses a destination the rules forbid (called before dialing, fail closed)
 ``hangup``  the h extension: records the final state whatever happened before
 ``failed``  the dialplan's failure path when the survey AGI could not run

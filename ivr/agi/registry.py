@@ -22,7 +22,7 @@ from ivr.store import CALL_ERROR, CALL_HANGUP, CallRecorder, open_db
 log = logging.getLogger(__name__)
 
 # Modules whose import registers handlers. Kept explicit so a typo fails loudly at start-up.
-HANDLER_MODULES = ("ivr.agi.handlers", "ivr.agi.survey")
+HANDLER_MODULES = ("ivr.agi.handlers", "ivr.call.handler")
 
 
 @dataclass

@@ -204,7 +204,7 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
 
 def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
     """Render every prompt of the pending contacts before the first dial (progress bar)."""
-    from ivr.prompts import default_voice, engine
+    from ivr.call.prompts import default_voice, engine
     from ivr.survey.loader import ScriptError
     from ivr.survey.prerender import campaign_prompts
 

@@ -2,7 +2,7 @@
 
 The engine never sees Asterisk, audio or ASR. A :class:`Dialog` speaks text, asks a
 :class:`Question` and returns a :class:`TurnResult`, records open answers, transfers and hangs up.
-Implementations: :class:`ivr.survey.agi_dialog.AgiDtmfDialog` (real calls, DTMF answers),
+Implementations: :class:`ivr.call.dtmf_dialog.AgiDtmfDialog` (real calls, DTMF answers),
 :mod:`ivr.survey.simulate` (scripted or typed answers), and the voice dialog (AudioSocket + ASR).
 
 A hangup is reported either by raising :class:`DialogHangup` from any method or by returning a

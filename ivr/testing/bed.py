@@ -124,7 +124,7 @@ class Bed:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        from ivr.prompts import system_prompt
+        from ivr.call.prompts import system_prompt
 
         system_prompt(self.settings, "apology",
                       "抱歉，系统暂时无法处理您的通话，我们稍后再与您联系。再见。")

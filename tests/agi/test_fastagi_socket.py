@@ -42,7 +42,7 @@ MINI = str(Path(__file__).parent.parent / "data" / "mini.cmn.yaml")
 @pytest.fixture
 def prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     # Rendering is tested elsewhere; here only the AGI conversation matters.
-    monkeypatch.setattr("ivr.agi.survey.prompt_file", lambda s, text, *a, **k: "/tmp/p")
+    monkeypatch.setattr("ivr.call.handler.prompt_file", lambda s, text, *a, **k: "/tmp/p")
 
 
 def vars_steps(values: dict[str, str]) -> list[Step]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from survey_helpers import ORDERS, results, run_answers
+from support.survey import ORDERS, results, run_answers
 
 from ivr.store import is_dnc
 from ivr.survey.script import Script

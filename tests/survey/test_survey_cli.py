@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from survey_helpers import CMN, KO, line_of, write
+from support.survey import CMN, KO, line_of, write
 
 from ivr.cli import root
 from ivr.store import CallRecorder, open_db

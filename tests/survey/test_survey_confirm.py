@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from survey_helpers import CMN, KO, ORDERS, write
+from support.survey import CMN, KO, ORDERS, write
 from test_survey_validation import BASE, problems
 
 from ivr.store import CallRecorder, open_db

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from survey_helpers import KO, line_of, write
+from support.survey import KO, line_of, write
 
 from ivr.config import Settings
 from ivr.survey.loader import ScriptError, iter_phrases, load_script

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import sqlite_utils
-from survey_helpers import ORDERS
+from support.survey import ORDERS
 
 from ivr.survey.dialog import Question
 from ivr.survey.render import render_prompt, render_text

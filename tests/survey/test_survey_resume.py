@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from survey_helpers import NOW, ORDERS, results, run, run_answers
+from support.survey import NOW, ORDERS, results, run, run_answers
 
 from ivr.store import CallRecorder, is_dnc
 from ivr.survey.callback import callback_time, parse_hour

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from survey_helpers import line_of, write
+from support.survey import line_of, write
 
 from ivr.survey.loader import ScriptError, load_script, order_fields
 from ivr.survey.script import OUTCOMES

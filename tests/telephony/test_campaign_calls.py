@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ivr.call.prompts import engine
 from ivr.campaign.wiring import run_campaign
 from ivr.config import PROJECT_ROOT
-from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.testing import campaign_helpers as helpers

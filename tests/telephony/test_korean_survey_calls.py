@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
+from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
-from ivr.prompts import engine
 from ivr.speech.audio import rms
 from ivr.speech.models import get_model
 from ivr.survey.callback import callback_time

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.call.prompts import engine
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
-from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.testing.bed import Bed
 from ivr.testing.customer_plan import Answer, plan_customer

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
-from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.testing.bed import Bed

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.call.prompts import engine
 from ivr.dialer.types import DialResult
-from ivr.prompts import engine
 from ivr.survey.loader import load_script
 from ivr.testing.bed import Bed
 from ivr.testing.customer_plan import Answer, plan_customer

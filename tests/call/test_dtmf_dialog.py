@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from survey_helpers import NOW, ORDERS, results
+from support.survey import NOW, ORDERS, results
 
 from ivr.agi.channel import AGIChannel, AGIResponse, parse_response
+from ivr.call.dtmf_dialog import AgiDtmfDialog, playable
 from ivr.store import CallRecorder, is_dnc
-from ivr.survey.agi_dialog import AgiDtmfDialog, playable
 from ivr.survey.dialog import Question
 from ivr.survey.engine import SurveyRun
 from ivr.survey.script import Script

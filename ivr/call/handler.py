@@ -14,11 +14,11 @@ from typing import Any
 
 from ivr.agi.handlers import read_call_variables
 from ivr.agi.registry import CallContext, handler
+from ivr.call.dtmf_dialog import AgiDtmfDialog
+from ivr.call.prompts import default_voice, engine, prompt_file
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.phone import InvalidNumber, number_info
-from ivr.prompts import default_voice, engine, prompt_file
 from ivr.store import add_dnc, now_iso
-from ivr.survey.agi_dialog import AgiDtmfDialog
 from ivr.survey.dialog import Dialog
 from ivr.survey.engine import SurveyRun
 from ivr.survey.loader import load_script
@@ -64,7 +64,7 @@ def call_context(call: CallContext, fields: dict[str, Any]) -> dict[str, Any]:
 
 def make_dialog(call: CallContext, language: str, voice: str, source: Path) -> Dialog:
     settings = call.settings
-    from ivr.survey.voice_dialog import voice_dialog_for
+    from ivr.call.voice_dialog import voice_dialog_for
 
     voice_dialog = voice_dialog_for(call, language, voice, str(source))
     if voice_dialog is not None:

@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from ivr.speech import audio
-from ivr.speech.audiosocket import (
+from ivr.call.audiosocket import (
     KIND_UUID,
     AudioSocketServer,
     EnergyListener,
@@ -16,6 +15,7 @@ from ivr.speech.audiosocket import (
     TurnOutcome,
     encode,
 )
+from ivr.speech import audio
 
 from .conftest import tone
 from .fake_asterisk import FakeAsterisk

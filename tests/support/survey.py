@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlite_utils
 
 from ivr.config import PROJECT_ROOT
-from ivr.store import CallRecorder
+from ivr.store import CallRecorder, open_db
 from ivr.survey.dialog import Dialog
 from ivr.survey.engine import RunResult, SurveyRun
+from ivr.survey.loader import load_script
 from ivr.survey.script import RESULT_FIELDS, Script
 from ivr.survey.simulate import ScriptedDialog
 
@@ -65,3 +67,26 @@ def write(tmp: Path, text: str, name: str = "s.yaml") -> Path:
     p = tmp / name
     p.write_text(text, encoding="utf-8")
     return p
+
+
+# --- fixtures (imported by the conftest.py of tests/survey and tests/call) ---
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
+    d = open_db(tmp_path / "ivr.db")
+    yield d
+    d.conn.close()
+
+
+@pytest.fixture(scope="session")
+def cmn() -> Script:
+    return load_script(CMN)
+
+
+@pytest.fixture(scope="session")
+def ko() -> Script:
+    return load_script(KO)
+
+
+@pytest.fixture(scope="session")
+def scripts(cmn: Script, ko: Script) -> dict[str, Script]:
+    return {"cmn": cmn, "ko": ko}

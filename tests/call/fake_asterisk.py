@@ -9,7 +9,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from ivr.speech.audiosocket import (
+from ivr.call.audiosocket import (
     KIND_AUDIO,
     KIND_DTMF,
     KIND_HANGUP,

@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ivr.speech.audiosocket import AudioSocketServer, Turn, TurnOutcome
+from ivr.call.audiosocket import AudioSocketServer, Turn, TurnOutcome
+from ivr.call.dtmf_dialog import AgiDtmfDialog
 from ivr.speech.confidence import ConfidenceModel, confidence_for, confidence_with
 from ivr.speech.grammar import GrammarError, question_grammar
 from ivr.speech.intents import Hypothesis
 from ivr.speech.models import LoadedModel, ModelError, get_model
 from ivr.speech.recognizer import TurnEvent, TurnRecognizer
 from ivr.speech.tts import TtsEngine
-from ivr.survey.agi_dialog import AgiDtmfDialog
 from ivr.survey.dialog import DialogHangup, InputMode, Question, Recording, TurnResult
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class AgiVoiceDialog:
 def voice_dialog_for(call: CallContext, language: str, voice: str,
                      source: str) -> AgiVoiceDialog | None:
     """A voice dialog when a speech model for ``language`` is installed; None means DTMF only."""
-    from ivr.prompts import engine, prompt_file
+    from ivr.call.prompts import engine, prompt_file
 
     settings = call.settings
     if settings.speech.input == "dtmf" or language not in settings.speech.models:
