@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.campaign.wiring import run_campaign  # noqa: E402
-from ivr.testing.bed import Bed  # noqa: E402
-from ivr.testing.campaign_helpers import import_and_plan, invites_per_number, start_customers  # noqa: E402
-from ivr.testing.sipp import Customer, HangUp, Wait  # noqa: E402
+from ivr.farend.bed import Bed  # noqa: E402
+from ivr.farend.campaign import import_and_plan, invites_per_number, start_customers  # noqa: E402
+from ivr.farend.sipp import Customer, HangUp, Wait  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.cmn.yaml"
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 from ivr.call.prompts import engine  # noqa: E402
 from ivr.dialer.ami import AmiOriginator  # noqa: E402
 from ivr.dialer.types import DialRequest  # noqa: E402
+from ivr.farend.bed import Bed  # noqa: E402
+from ivr.farend.customer_plan import Answer, plan_customer  # noqa: E402
+from ivr.farend.rtp_sniffer import RtpSniffer, turn_timings  # noqa: E402
 from ivr.survey.loader import load_script  # noqa: E402
-from ivr.testing.bed import Bed  # noqa: E402
-from ivr.testing.customer_plan import Answer, plan_customer  # noqa: E402
-from ivr.testing.rtp_sniffer import RtpSniffer, turn_timings  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.ko.yaml"
 VOICES = ("ko+m3", "ko+f3", "ko+m5")

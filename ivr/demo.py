@@ -25,11 +25,11 @@ from rich.console import Console
 
 from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
+from ivr.farend.sipp import Customer
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
-from ivr.testing.sipp import Customer
 
 SCRIPT = PROJECT_ROOT / "surveys" / "platform_satisfaction.cmn.yaml"
 PLATFORM = "快购"

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from support.agi_peer import header_block
 
 from ivr.store import open_db
-from ivr.testing.agi_peer import header_block
 
 
 def test_classic_hangup_handler_records_cause(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from support.agi_peer import Step, play_fastagi
 
 from ivr.agi.fastagi import serve
 from ivr.config import Settings
+from ivr.farend.bed import free_port
 from ivr.store import open_db
-from ivr.testing.agi_peer import Step, play_fastagi
-from ivr.testing.bed import free_port
 
 
 def settings_for(tmp_path: Path) -> Settings:

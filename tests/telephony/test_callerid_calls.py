@@ -18,10 +18,10 @@ import yaml
 
 from ivr.campaign.wiring import REGION_MESSAGE_KIND, run_campaign
 from ivr.config import PROJECT_ROOT
-from ivr.testing import campaign_helpers as helpers
-from ivr.testing.bed import Bed
-from ivr.testing.campaign_helpers import invites_from, start_customers
-from ivr.testing.sipp import Customer, HangUp, Wait
+from ivr.farend import campaign as helpers
+from ivr.farend.bed import Bed
+from ivr.farend.campaign import invites_from, start_customers
+from ivr.farend.sipp import Customer, HangUp, Wait
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

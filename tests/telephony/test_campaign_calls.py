@@ -21,14 +21,14 @@ import yaml
 from ivr.call.prompts import engine
 from ivr.campaign.wiring import run_campaign
 from ivr.config import PROJECT_ROOT
+from ivr.farend import campaign as helpers
+from ivr.farend.bed import Bed
+from ivr.farend.campaign import campaign_cli as cli
+from ivr.farend.campaign import invites_per_number, start_customers
+from ivr.farend.customer_plan import Answer, plan_customer
+from ivr.farend.sipp import Customer
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
-from ivr.testing import campaign_helpers as helpers
-from ivr.testing.bed import Bed
-from ivr.testing.campaign_helpers import campaign_cli as cli
-from ivr.testing.campaign_helpers import invites_per_number, start_customers
-from ivr.testing.customer_plan import Answer, plan_customer
-from ivr.testing.sipp import Customer
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

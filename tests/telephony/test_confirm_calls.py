@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.phrase_check import speak
 
 from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT
 from ivr.dialer.types import DialResult
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.survey.loader import load_script
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
-from ivr.testing.phrase_check import speak
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
 

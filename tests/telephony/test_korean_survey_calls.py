@@ -3,7 +3,7 @@
 sipp customers speak Korean (espeak-ng) over the PJSIP trunk; the IVR hears them through
 AudioSocket and the Korean Vosk model, with surveys/platform_satisfaction.ko.yaml as written. The
 words each customer says come FROM THE SCRIPT: for every (question, intent) a call needs, the first
-of the intent's phrases that the recogniser hears reliably (ivr.testing.phrase_check: telephone
+of the intent's phrases that the recogniser hears reliably (support.phrase_check: telephone
 audio decoded as a real turn at 16 start phases of the 20 ms frame grid) with one of a few espeak
 voices. Every answer is spoken: an intent none of whose phrases is heard reliably fails the test
 with the measurements (the customer presses its key instead, so the other checks still run).
@@ -26,21 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.phrase_check import PhraseCheck, reliable_phrase, speak
 
 from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
+from ivr.farend.sipp import Customer, Say, Wait
 from ivr.speech.audio import rms
 from ivr.speech.models import get_model
 from ivr.survey.callback import callback_time
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.survey.script import Script
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
-from ivr.testing.phrase_check import PhraseCheck, reliable_phrase, speak
-from ivr.testing.sipp import Customer, Say, Wait
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
 
@@ -60,7 +60,7 @@ ORDER = {"product": "유아용 물티슈", "category": "baby", "price": 12900.0,
 COMBOS = (("ko+f3", 150), ("ko+f3", 170), ("ko+m1", 150), ("ko+m3", 150), ("ko+f2", 170),
           ("ko+m3", 170))
 # Voices for answers none of COMBOS gets through at every phase, tried first. Found by screening
-# every espeak-ng Korean variant (101) at 130/150/170/190 wpm (`python3 -m ivr.testing.phrase_check
+# every espeak-ng Korean variant (101) at 130/150/170/190 wpm (`tests/support/phrase_check.py
 # surveys/platform_satisfaction.ko.yaml reason/quality satisfaction/callback ...`), re-screened
 # for the n-best recogniser with its confidence model (a phrase it is unsure of is rejected, never
 # taken for another). Measured with the script as it is: 물건 불량 16/16 with ko+Hugo@170;
@@ -69,7 +69,7 @@ COMBOS = (("ko+f3", 150), ("ko+f3", 170), ("ko+m1", 150), ("ko+m3", 150), ("ko+f
 # higher) and ko+Henrique@130/170; 다른 이유 with
 # ko+Andrea@130 (다른 문제 with the klatt voices); 사람 바꿔 주세요 at the reason question with
 # ko+Diogo@150-190 and dozens of voices at 190; 좋아요 with ko+Annie@130-190; 내일 with
-# ko+Andrea@150/190 (all with HEADROOM over the confidence threshold, see ivr.testing.phrase_check).
+# ko+Andrea@150/190 (all with HEADROOM over the confidence threshold, see support.phrase_check).
 CALL_ME_LATER = (("ko+Diogo", 150), ("ko+Henrique", 150), ("ko+Henrique", 190), ("ko+Diogo", 190))
 PREFERRED: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {
     ("reason", "quality"): (("ko+Hugo", 170), ("ko+Hugo", 190)),

@@ -16,10 +16,10 @@ import pytest
 from ivr.call.prompts import engine
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
+from ivr.farend.sipp import Customer
 from ivr.survey.loader import load_script
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
-from ivr.testing.sipp import Customer
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

@@ -9,8 +9,8 @@ import pytest
 
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
-from ivr.testing.bed import Bed
-from ivr.testing.sipp import Customer, Wait
+from ivr.farend.bed import Bed
+from ivr.farend.sipp import Customer, Wait
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

@@ -15,11 +15,11 @@ import yaml
 from ivr.call.prompts import engine
 from ivr.campaign.wiring import run_campaign
 from ivr.config import PROJECT_ROOT
+from ivr.farend import campaign as helpers
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
-from ivr.testing import campaign_helpers as helpers
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

@@ -1,6 +1,6 @@
 """The default Mandarin survey on real calls, answered with keys only (no Mandarin model here).
 
-Each customer is planned from the script itself (ivr.testing.customer_plan): it presses its keys
+Each customer is planned from the script itself (ivr.farend.customer_plan): it presses its keys
 while the question is asked, over the real PJSIP trunk (RFC 4733 events from sipp).
 """
 
@@ -16,10 +16,10 @@ from ivr.call.prompts import engine
 from ivr.config import PROJECT_ROOT
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialRequest, DialResult
+from ivr.farend.bed import Bed
+from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
-from ivr.testing.bed import Bed
-from ivr.testing.customer_plan import Answer, plan_customer
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 

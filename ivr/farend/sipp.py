@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from ivr.testing.dtmf_pcap import write_press
+from ivr.farend.dtmf_pcap import write_press
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""ivr.testing.phrase_check (offline check of spoken answers) and open answers in customer plans."""
+"""support.phrase_check (offline check of spoken answers) and open answers in customer plans."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import wave
 from pathlib import Path
 
 import pytest
+from support.phrase_check import PhraseCheck, cache_key, check_phrase, node_phrases
 
 from ivr.config import PROJECT_ROOT, Settings
+from ivr.farend.customer_plan import Answer, plan_customer, wav_ms
+from ivr.farend.sipp import Dtmf, Say, Wait
 from ivr.speech.models import LoadedModel, get_model
 from ivr.survey.loader import load_script
-from ivr.testing.customer_plan import Answer, plan_customer, wav_ms
-from ivr.testing.phrase_check import PhraseCheck, cache_key, check_phrase, node_phrases
-from ivr.testing.sipp import Dtmf, Say, Wait
 
 KO_SCRIPT = PROJECT_ROOT / "surveys" / "platform_satisfaction.ko.yaml"
 MINI = PROJECT_ROOT / "tests" / "data" / "mini.ko.yaml"

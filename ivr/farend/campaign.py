@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from ivr.config import PROJECT_ROOT
-from ivr.testing.bed import Bed
-from ivr.testing.sipp import Customer
+from ivr.farend.bed import Bed
+from ivr.farend.sipp import Customer
 
 
 def start_customers(bed: Bed, customers: Sequence[Customer]) -> None:

@@ -86,7 +86,7 @@ def speak(words: str, out_dir: Path, voice: str, wpm: int) -> Path:
 
 def telephone_pcm(audio: Path) -> bytes:
     """8 kHz s16le samples of ``audio`` after a mu-law round trip (what the IVR hears)."""
-    # -D: no random dither, as on the call (ivr.testing.sipp); the check is repeatable
+    # -D: no random dither, as on the call (ivr.farend.sipp); the check is repeatable
     ulaw = subprocess.run(["sox", "-D", str(audio), "-r", str(RATE), "-c", "1", "-t", "ul", "-"],
                           capture_output=True, check=True).stdout
     return subprocess.run(["sox", "-t", "ul", "-r", str(RATE), "-c", "1", "-", "-t", "raw",
@@ -208,7 +208,7 @@ def search_voices(model: LoadedModel, script: Script, node: str, intent: str, wo
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """python3 -m ivr.testing.phrase_check SCRIPT NODE/INTENT...: search customer voices."""
+    """python3 tests/support/phrase_check.py SCRIPT NODE/INTENT...: search customer voices."""
     import argparse
 
     from ivr.config import Settings

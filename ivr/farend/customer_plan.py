@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.farend.sipp import Action, Customer, Dtmf, HangUp, Say, Wait
 from ivr.speech.tts import TtsEngine
 from ivr.store import CallRecorder, open_db
 from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
 from ivr.survey.engine import SurveyRun
 from ivr.survey.script import Script
-from ivr.testing.sipp import Action, Customer, Dtmf, HangUp, Say, Wait
 
 STEP_MS = 250  # AGI round trips + DB writes between two prompts (generous)
 KEY_INTO_PROMPT_MS = 1500  # press a key this far into the question prompt

@@ -19,8 +19,8 @@ import yaml
 
 from ivr.asterisk.process import Asterisk
 from ivr.config import Settings, load_settings
+from ivr.farend.sipp import Customer, SippCustomer
 from ivr.store import open_db
-from ivr.testing.sipp import Customer, SippCustomer
 
 if TYPE_CHECKING:
     from ivr.dialer.types import DialResult
