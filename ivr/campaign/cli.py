@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ivr.callerid.yamlfile import YamlConfigError
-from ivr.campaign import dialer as dialer_mod
+from ivr.campaign import runner as runner_mod
 from ivr.campaign.importer import ImportFileError, import_orders
 from ivr.campaign.lease import lease_holder
 from ivr.campaign.planner import plan_campaign
@@ -192,7 +192,7 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
         stats = asyncio.run(run_campaign(
             settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
             stop_when_idle=until_idle, health_interval_s=health_interval))
-    except (CampaignConfigError, dialer_mod.CampaignError, YamlConfigError) as exc:
+    except (CampaignConfigError, runner_mod.CampaignError, YamlConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, TimeoutError) as exc:
         raise click.ClickException(f"cannot reach Asterisk's AMI at {settings.ami.host}:"
@@ -233,8 +233,8 @@ def status(ctx: click.Context, campaign_id: str) -> None:
     """
     db = _db(ctx)
     try:
-        camp = dialer_mod.get_campaign(db, campaign_id)
-    except dialer_mod.CampaignError as exc:
+        camp = runner_mod.get_campaign(db, campaign_id)
+    except runner_mod.CampaignError as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
                   + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
@@ -278,8 +278,8 @@ def pause(ctx: click.Context, campaign_id: str) -> None:
       ivr campaign pause live-stream-buyers-20261201093000-3f2a
     """
     try:
-        dialer_mod.pause(_db(ctx), campaign_id)
-    except dialer_mod.CampaignError as exc:
+        runner_mod.pause(_db(ctx), campaign_id)
+    except runner_mod.CampaignError as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(f"campaign {campaign_id} paused")
 
@@ -295,7 +295,7 @@ def resume(ctx: click.Context, campaign_id: str) -> None:
       ivr campaign resume live-stream-buyers-20261201093000-3f2a
     """
     try:
-        previous = dialer_mod.resume(_db(ctx), campaign_id)
-    except dialer_mod.CampaignError as exc:
+        previous = runner_mod.resume(_db(ctx), campaign_id)
+    except runner_mod.CampaignError as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(f"campaign {campaign_id} running again (was {previous})")

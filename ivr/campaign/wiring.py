@@ -26,7 +26,7 @@ from ivr.callerid.config import PoolConfig, load_pool
 from ivr.callerid.monitor import HealthMonitor
 from ivr.callerid.rotation import assert_usable, pick_caller
 from ivr.callerid.state import sync_pool
-from ivr.campaign.dialer import CampaignDialer, DialerStats
+from ivr.campaign.runner import CampaignDialer, DialerStats
 from ivr.config import Settings
 from ivr.dialer.types import Originator
 from ivr.outbox.store import enqueue

@@ -11,7 +11,7 @@ import os
 import sys
 
 import ivr.campaign  # noqa: F401
-from ivr.campaign.dialer import CampaignDialer
+from ivr.campaign.runner import CampaignDialer
 from ivr.dialer.types import DialRequest, DialResult
 from ivr.store import open_db
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ivr.campaign.dialer import LOST_DETAIL
+from ivr.campaign.runner import LOST_DETAIL
 
 RUNNER = Path(__file__).with_name("crash_runner.py")
 RETRYABLE = {"busy", "no_answer", "congestion", "failed"}

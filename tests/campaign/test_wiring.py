@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ivr.campaign.dialer import CampaignDialer, CampaignError, next_step
 from ivr.campaign.lease import CampaignLease
 from ivr.campaign.policy import Retry
+from ivr.campaign.runner import CampaignDialer, CampaignError, next_step
 from ivr.campaign.wiring import REGION_MESSAGE_KIND, build_dialer
 from ivr.config import Settings
 from ivr.dialer.types import DialResult

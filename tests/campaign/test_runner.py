@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from ivr.campaign import dialer as dm
-from ivr.campaign.dialer import CampaignDialer
+from ivr.campaign import runner as dm
+from ivr.campaign.runner import CampaignDialer
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialResult
 from ivr.store import add_dnc
