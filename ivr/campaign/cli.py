@@ -57,7 +57,7 @@ def parse_when(text: str, tz: str = "Asia/Shanghai") -> datetime:
 
 @click.group()
 def campaign() -> None:
-    """Import orders, plan a campaign, run the dialer, watch and control it.
+    """Import orders, plan a campaign, run it, watch and control it.
 
     \b
     Examples:
@@ -242,7 +242,7 @@ def status(ctx: click.Context, campaign_id: str) -> None:
                   f"ends {camp.get('ends_at') or '-'}")
     holder = lease_holder(db, campaign_id)
     if holder:
-        console.print(f"dialer: process {holder['pid']} on {holder['host']}, "
+        console.print(f"runner: process {holder['pid']} on {holder['host']}, "
                       f"heartbeat {holder['heartbeat_at']}")
     table = Table("state", "final outcome", "segment", "contacts", "attempts", "next call")
     for row in db.execute(

@@ -1,4 +1,4 @@
-"""One dialer per campaign: a lease row with a heartbeat.
+"""One campaign runner per campaign: a lease row with a heartbeat.
 
 Two ``ivr campaign run`` processes on the same campaign would each see the same due contacts and
 dial them twice, so ``run`` first takes the campaign's lease. A lease is free when nobody holds it,
@@ -23,7 +23,7 @@ DEFAULT_STALE_S = 30.0
 
 
 class LeaseHeld(Exception):
-    """Another live dialer holds the campaign; the message says who and since when."""
+    """Another live runner holds the campaign; the message says who and since when."""
 
 
 @register_schema

@@ -31,7 +31,7 @@ from ivr.store import now_iso
 # Hooks another package may inject (region rules, caller-ID pool).
 RegionDecider = Callable[[str], Any]  # phone -> decision-like (see decision_allows) or None
 # phone -> caller ID (None: the default). Given to the planner it assigns at plan time; given to
-# the dialer (usual) it assigns at the first dial. Either way the contact keeps it.
+# the runner (usual) it assigns at the first dial. Either way the contact keeps it.
 CallerIdPicker = Callable[[str], "str | None"]
 
 PLANNING, PLANNED, RUNNING, PAUSED, DONE, STOPPED = (

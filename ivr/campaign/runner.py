@@ -1,8 +1,8 @@
-"""The campaign dialer: picks due contacts, re-checks the policy, dials through an Originator.
+"""The campaign runner: picks due contacts, re-checks the policy, dials through an Originator.
 
 Crash safety: the attempt row (state ``originating``) and the contact's ``dialing`` state are
 committed in one transaction *before* ``dial()`` is awaited, and the result in one transaction
-when it returns. After a crash, :meth:`CampaignDialer.recover` resolves every attempt still open:
+when it returns. After a crash, :meth:`CampaignRunner.recover` resolves every attempt still open:
 answered if the survey recorded a call for it, otherwise ``failed`` with a note; it counts
 against the contact's budget and caps, and a retry waits for the normal backoff.
 """
@@ -39,7 +39,7 @@ from ivr.store import now_iso
 log = logging.getLogger(__name__)
 
 OPEN_STATES = ("pending", "retry", "dialing")
-LOST_DETAIL = "dialer stopped during the attempt; outcome unknown"
+LOST_DETAIL = "campaign runner stopped during the attempt; outcome unknown"
 HealthHook = Callable[[], Awaitable[None]]
 # Raises (any exception, its text is the reason) when a caller ID must not be presented now.
 CallerIdCheck = Callable[[str], None]
@@ -144,7 +144,7 @@ def next_step(result: DialResult, attempts_done: int, retry: Retry) -> NextStep:
 
 
 @dataclass
-class DialerStats:
+class RunStats:
     dialed: int = 0
     answered: int = 0
     rejected: int = 0
@@ -161,7 +161,7 @@ class DialerStats:
         return asdict(self)
 
 
-class CampaignDialer:
+class CampaignRunner:
     def __init__(self, db: sqlite_utils.Database, campaign_id: str, originator: Originator, *,
                  max_concurrent: int | None = None, cps: float | None = None,
                  clock: Callable[[], datetime] = utcnow, poll_interval_s: float = 1.0,
@@ -186,10 +186,10 @@ class CampaignDialer:
         self.health_interval_s = health_interval_s
         self.caller_id_check = caller_id_check
         self.on_region_skip = on_region_skip
-        # None: no lease (only for tests that drive two dialers on purpose)
+        # None: no lease (only for tests that drive two runners on purpose)
         self.lease = CampaignLease(db, campaign_id, lease_stale_s) if lease_stale_s else None
         self.stop_when_idle = stop_when_idle
-        self.stats = DialerStats()
+        self.stats = RunStats()
         self.policy = load_campaign_policy(db, campaign_id)
         cfg: PolicyConfig = self.policy.config
         self.max_concurrent = max_concurrent or cfg.dialer.max_concurrent
@@ -212,7 +212,7 @@ class CampaignDialer:
     def status(self) -> str:
         return str(get_campaign(self.db, self.campaign_id)["status"])
 
-    async def run(self) -> DialerStats:
+    async def run(self) -> RunStats:
         status = self.status()
         if status in ("planning",):
             raise CampaignError(f"campaign {self.campaign_id} is still being planned")
@@ -303,7 +303,7 @@ class CampaignDialer:
             await asyncio.sleep(heartbeat_interval(self.lease.stale_s))
             try:
                 if not self.lease.heartbeat(self.clock()):
-                    log.error("campaign %s: lease taken over by another dialer; stopping",
+                    log.error("campaign %s: lease taken over by another runner; stopping",
                               self.campaign_id)
                     self.stop()
                     return
@@ -505,7 +505,7 @@ class CampaignDialer:
                 result = DialResult("answered", uniqueid=call[0]["id"],
                                     answered_at=call[0]["answered_at"],
                                     ended_at=call[0]["ended_at"],
-                                    cause_text="recovered after a dialer restart")
+                                    cause_text="recovered after a runner restart")
             else:
                 result = DialResult("failed", cause_text=LOST_DETAIL)
             self._finish({"id": att["contact_id"]}, int(att["id"]), result, recovered=True)

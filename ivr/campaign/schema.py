@@ -10,7 +10,7 @@ from ivr.store import add_missing_columns, register_schema
 EXTRA_COLUMNS: dict[str, dict[str, type]] = {
     "contacts": {"context": str},  # JSON: other order ids in the window, RFM scores
     "campaigns": {"status_reason": str},  # why a campaign stopped (circuit breaker, bad policy)
-    "attempts": {"detail": str},  # e.g. "dialer stopped during the attempt; outcome unknown"
+    "attempts": {"detail": str},  # e.g. "campaign runner stopped during the attempt; ..."
 }
 
 
@@ -25,6 +25,6 @@ def campaign_extras(db: sqlite_utils.Database) -> None:
     # (2-3x less CPU than visiting every order row at a million buyers).
     db.execute("CREATE INDEX IF NOT EXISTS idx_orders_selection ON orders(phone, order_time, "
                "order_id, price, category)")
-    # The dialer's "who is due" query, without scanning finished contacts.
+    # The runner's "who is due" query, without scanning finished contacts.
     db.execute("CREATE INDEX IF NOT EXISTS idx_contacts_due ON contacts(campaign_id, "
                "next_attempt_at) WHERE state IN ('pending', 'retry')")

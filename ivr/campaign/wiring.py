@@ -1,13 +1,13 @@
 """A campaign run wired to the rest of the engine: region rules, caller-ID pool and health, outbox.
 
-``ivr campaign run`` (and bench/dialer.py) build the dialer here, so every real run gets:
+``ivr campaign run`` (and bench/dialer.py) build the runner here, so every real run gets:
 
 * region rules (``settings.regions``) decide per callee: call (maybe via another trunk / caller-ID
   pool / prefix), skip with a reason, or send a follow-up message instead (queued in the outbox
   with a dedup key, so a restart never queues it twice);
 * the caller ID from the pool (``settings.numbers``, synced first): the callee's sticky number,
   else a healthy local / least-used one under its cap; checked once more right before dialing;
-* a :class:`~ivr.callerid.monitor.HealthMonitor` on the pool's schedule as the dialer's health
+* a :class:`~ivr.callerid.monitor.HealthMonitor` on the pool's schedule as the runner's health
   hook, so a number that starts collecting rejections leaves rotation during the campaign.
 """
 
@@ -26,7 +26,7 @@ from ivr.callerid.config import PoolConfig, load_pool
 from ivr.callerid.monitor import HealthMonitor
 from ivr.callerid.rotation import assert_usable, pick_caller
 from ivr.callerid.state import sync_pool
-from ivr.campaign.runner import CampaignDialer, DialerStats
+from ivr.campaign.runner import CampaignRunner, RunStats
 from ivr.config import Settings
 from ivr.dialer.types import Originator
 from ivr.outbox.store import enqueue
@@ -79,7 +79,7 @@ def queue_region_message(db: sqlite_utils.Database, campaign_id: str,
 
 def queue_region_messages(db: sqlite_utils.Database, campaign_id: str, rules: RuleSet, *,
                           platform: str = "") -> int:
-    """Queue follow-ups for every contact the planner or dialer skipped by a 'message' rule
+    """Queue follow-ups for every contact the planner or runner skipped by a 'message' rule
     (idempotent: one message per contact, whatever how often it runs). Returns how many
     contacts have one queued."""
     cur = db.execute("SELECT id, phone, order_id FROM contacts WHERE campaign_id = ? AND "
@@ -96,7 +96,7 @@ def queue_region_messages(db: sqlite_utils.Database, campaign_id: str, rules: Ru
 
 @dataclass
 class CampaignServices:
-    """Everything the dialer needs from the caller-ID and region packages, built once."""
+    """Everything the runner needs from the caller-ID and region packages, built once."""
 
     db: sqlite_utils.Database
     campaign_id: str
@@ -123,7 +123,7 @@ class CampaignServices:
     async def health_hook(self) -> None:
         self.monitor.check_now()
 
-    def dialer_kwargs(self) -> dict[str, Any]:
+    def runner_kwargs(self) -> dict[str, Any]:
         return {"region_decider": self.decide, "caller_id_picker": self.pick,
                 "caller_id_check": self.check, "on_region_skip": self.on_region_skip,
                 "health_hook": self.health_hook, "health_interval_s": self.monitor.interval_s}
@@ -141,22 +141,22 @@ def services(settings: Settings, db: sqlite_utils.Database, campaign_id: str, *,
     return CampaignServices(db, campaign_id, rules, pool, monitor, settings.platform)
 
 
-def build_dialer(settings: Settings, db: sqlite_utils.Database, campaign_id: str,
+def build_runner(settings: Settings, db: sqlite_utils.Database, campaign_id: str,
                  originator: Originator, *, health_interval_s: float | None = None,
-                 **kwargs: Any) -> tuple[CampaignDialer, CampaignServices]:
-    """A CampaignDialer with region rules, caller-ID pool/health and follow-ups wired in; also
+                 **kwargs: Any) -> tuple[CampaignRunner, CampaignServices]:
+    """A CampaignRunner with region rules, caller-ID pool/health and follow-ups wired in; also
     queues the follow-ups of contacts the planner already skipped by a 'message' rule."""
     svc = services(settings, db, campaign_id, health_interval_s=health_interval_s)
     queue_region_messages(db, campaign_id, svc.rules, platform=settings.platform)
     kwargs.setdefault("default_caller_id", settings.trunk.caller_id)
     kwargs.setdefault("default_trunk", settings.trunk.name)
-    dialer = CampaignDialer(db, campaign_id, originator, **svc.dialer_kwargs(), **kwargs)
-    return dialer, svc
+    runner = CampaignRunner(db, campaign_id, originator, **svc.runner_kwargs(), **kwargs)
+    return runner, svc
 
 
 async def run_campaign(settings: Settings, db: sqlite_utils.Database, campaign_id: str, *,
                        originator: Originator | None = None, handle_signals: bool = True,
-                       health_interval_s: float | None = None, **kwargs: Any) -> DialerStats:
+                       health_interval_s: float | None = None, **kwargs: Any) -> RunStats:
     """Run the campaign through AMI (or ``originator``) until done / stopped / idle."""
     if originator is None:
         from ivr.dialer.ami import AmiOriginator  # the AMI stack loads only for real dialing
@@ -165,10 +165,10 @@ async def run_campaign(settings: Settings, db: sqlite_utils.Database, campaign_i
             return await run_campaign(settings, db, campaign_id, originator=ami,
                                       handle_signals=handle_signals,
                                       health_interval_s=health_interval_s, **kwargs)
-    dialer, _svc = build_dialer(settings, db, campaign_id, originator,
+    runner, _svc = build_runner(settings, db, campaign_id, originator,
                                 health_interval_s=health_interval_s, **kwargs)
     if handle_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, dialer.stop)
-    return await dialer.run()
+            loop.add_signal_handler(sig, runner.stop)
+    return await runner.run()

@@ -11,7 +11,7 @@ import os
 import sys
 
 import ivr.campaign  # noqa: F401
-from ivr.campaign.runner import CampaignDialer
+from ivr.campaign.runner import CampaignRunner
 from ivr.dialer.types import DialRequest, DialResult
 from ivr.store import open_db
 
@@ -44,7 +44,7 @@ def _answered_before(request: DialRequest) -> bool:
 def main() -> None:
     db_path, cid, log_path = sys.argv[1:4]
     db = open_db(db_path)
-    dialer = CampaignDialer(db, cid, LoggingOriginator(log_path), max_concurrent=4, cps=40,
+    dialer = CampaignRunner(db, cid, LoggingOriginator(log_path), max_concurrent=4, cps=40,
                             poll_interval_s=0.05)
     stats = asyncio.run(dialer.run())
     print(stats.status)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from ivr.campaign import runner as dm
-from ivr.campaign.runner import CampaignDialer
+from ivr.campaign.runner import CampaignRunner
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialResult
 from ivr.store import add_dnc
@@ -15,7 +15,7 @@ FAST_RETRY = {"max_attempts": 3, "multiplier": 1.0,
               "backoff_s": {"busy": 0.05, "no_answer": 0.05, "congestion": 0.05, "failed": 0.05}}
 
 
-def run(d: CampaignDialer, timeout: float = 20) -> dm.DialerStats:
+def run(d: CampaignRunner, timeout: float = 20) -> dm.RunStats:
     return asyncio.run(asyncio.wait_for(d.run(), timeout))
 
 
@@ -38,7 +38,7 @@ def test_outcomes_retries_and_no_retry_after_rejection(db: Any, fake: Any, h: An
         sip608: [DialResult("busy", sip_code=608)],  # rejection codes win over the outcome
         q21: [DialResult("failed", q850_cause=21)],
     })
-    stats = run(CampaignDialer(db, cid, orig, cps=100, poll_interval_s=0.02))
+    stats = run(CampaignRunner(db, cid, orig, cps=100, poll_interval_s=0.02))
     c = contacts(db, cid)
     assert (c[busy]["state"], c[busy]["final_outcome"], c[busy]["attempts"]) == \
         ("done", "answered", 2)
@@ -63,7 +63,7 @@ def test_variables_and_request(db: Any, fake: Any, h: Any) -> None:
     (p,) = h.phones(1)
     cid = h.make_campaign(db, [p], language="cmn")
     orig = fake()
-    run(CampaignDialer(db, cid, orig, default_caller_id="+8610000001", cps=100,
+    run(CampaignRunner(db, cid, orig, default_caller_id="+8610000001", cps=100,
                        poll_interval_s=0.02))
     (_, req), = orig.requests
     contact = contacts(db, cid)[p]
@@ -84,7 +84,7 @@ def test_attempt_is_persisted_before_dial(db: Any, fake: Any, h: Any) -> None:
         row = db["attempts"].get(req.attempt_id)
         seen.append((row["state"], db["contacts"].get(req.contact_id)["state"]))
 
-    run(CampaignDialer(db, cid, fake(on_dial=check), cps=100, poll_interval_s=0.02))
+    run(CampaignRunner(db, cid, fake(on_dial=check), cps=100, poll_interval_s=0.02))
     assert seen == [("originating", "dialing")]
 
 
@@ -92,7 +92,7 @@ def test_concurrency_limit(db: Any, fake: Any, h: Any) -> None:
     nums = h.phones(12)
     cid = h.make_campaign(db, nums)
     orig = fake(delay=0.15)
-    stats = run(CampaignDialer(db, cid, orig, max_concurrent=3, cps=200, poll_interval_s=0.02))
+    stats = run(CampaignRunner(db, cid, orig, max_concurrent=3, cps=200, poll_interval_s=0.02))
     assert orig.max_in_flight == 3 and stats.max_in_flight == 3
     assert len(orig.requests) == 12
 
@@ -101,7 +101,7 @@ def test_cps_limit(db: Any, fake: Any, h: Any) -> None:
     nums = h.phones(8)
     cid = h.make_campaign(db, nums)
     orig = fake(delay=0.0)
-    run(CampaignDialer(db, cid, orig, max_concurrent=10, cps=10, poll_interval_s=0.02))
+    run(CampaignRunner(db, cid, orig, max_concurrent=10, cps=10, poll_interval_s=0.02))
     starts = [t for t, _ in orig.requests]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert len(starts) == 8 and min(gaps) >= 0.1 * 0.95, gaps
@@ -119,8 +119,8 @@ def test_pause_and_resume(db: Any, fake: Any, h: Any) -> None:
 
     orig.on_dial = pause_after_two
 
-    async def scenario() -> dm.DialerStats:
-        d = CampaignDialer(db, cid, orig, max_concurrent=1, cps=100, poll_interval_s=0.02)
+    async def scenario() -> dm.RunStats:
+        d = CampaignRunner(db, cid, orig, max_concurrent=1, cps=100, poll_interval_s=0.02)
         task = asyncio.create_task(d.run())
         await asyncio.sleep(0.5)
         assert len(orig.requests) == 2 and dm.get_campaign(db, cid)["status"] == "paused"
@@ -137,7 +137,7 @@ def test_circuit_breaker_stops_the_campaign(db: Any, fake: Any, h: Any) -> None:
         "window": 5, "min_attempts": 5, "max_failure_rate": 0.6})
     cid = h.make_campaign(db, nums, pol)
     orig = fake(default=DialResult("congestion", sip_code=503, q850_cause=34))
-    stats = run(CampaignDialer(db, cid, orig, max_concurrent=1, cps=100, poll_interval_s=0.02))
+    stats = run(CampaignRunner(db, cid, orig, max_concurrent=1, cps=100, poll_interval_s=0.02))
     assert stats.status == "stopped" and "circuit breaker" in (stats.reason or "")
     assert len(orig.requests) == 5
     camp = dm.get_campaign(db, cid)
@@ -149,7 +149,7 @@ def test_policy_rechecked_at_dial_time(db: Any, fake: Any, h: Any) -> None:
     cid = h.make_campaign(db, [a, b])
     add_dnc(db, a, "opt-out", "test")  # after planning
     orig = fake()
-    run(CampaignDialer(db, cid, orig, cps=100, poll_interval_s=0.02))
+    run(CampaignRunner(db, cid, orig, cps=100, poll_interval_s=0.02))
     c = contacts(db, cid)
     assert orig.dialed(a) == 0 and c[a]["state"] == "dnc"
     assert orig.dialed(b) == 1
@@ -162,7 +162,7 @@ def test_caps_count_attempts_from_other_campaigns(db: Any, fake: Any, h: Any) ->
     db["attempts"].insert({"campaign_id": "other", "phone": p, "state": "ended",
                            "started_at": dm.iso(dm.utcnow()), "outcome": "answered"})
     orig = fake()
-    d = CampaignDialer(db, cid, orig, cps=100, poll_interval_s=0.02, stop_when_idle=True)
+    d = CampaignRunner(db, cid, orig, cps=100, poll_interval_s=0.02, stop_when_idle=True)
     run(d)
     c = contacts(db, cid)[p]
     assert orig.dialed(p) == 0 and c["state"] == "pending"
@@ -174,7 +174,7 @@ def test_campaign_end_date(db: Any, fake: Any, h: Any) -> None:
     cid = h.make_campaign(db, [p])
     db.execute("UPDATE campaigns SET ends_at = ? WHERE id = ?", [dm.iso(dm.utcnow()), cid])
     orig = fake()
-    run(CampaignDialer(db, cid, orig, cps=100, poll_interval_s=0.02))
+    run(CampaignRunner(db, cid, orig, cps=100, poll_interval_s=0.02))
     assert orig.dialed(p) == 0 and contacts(db, cid)[p]["state"] == "skipped"
 
 
@@ -184,7 +184,7 @@ def test_invalid_stored_policy_stops_without_dialing(db: Any, fake: Any, h: Any)
     db.execute("UPDATE campaigns SET policy = replace(policy, '\"max_attempts\": 3', "
                "'\"max_attempts\": 0') WHERE id = ?", [cid])
     with pytest.raises(CampaignConfigError, match="retry.max_attempts"):
-        CampaignDialer(db, cid, fake())
+        CampaignRunner(db, cid, fake())
     camp = dm.get_campaign(db, cid)
     assert camp["status"] == "stopped" and "invalid policy" in camp["status_reason"]
     assert db["attempts"].count == 0
@@ -203,7 +203,7 @@ def test_originator_exception_is_a_failed_attempt(db: Any, fake: Any, h: Any) ->
                 raise ConnectionError("AMI gone")
             return DialResult("answered")
 
-    run(CampaignDialer(db, cid, Broken(), cps=100, poll_interval_s=0.02))
+    run(CampaignRunner(db, cid, Broken(), cps=100, poll_interval_s=0.02))
     a = attempts(db, p)
     assert [x["outcome"] for x in a] == ["failed", "answered"]
     assert "AMI gone" in a[0]["detail"]
@@ -218,7 +218,7 @@ def test_region_decider_and_picker_at_dial_time(db: Any, fake: Any, h: Any) -> N
         reason = "region rule xj: not called"
 
     orig = fake()
-    run(CampaignDialer(db, cid, orig, cps=100, poll_interval_s=0.02,
+    run(CampaignRunner(db, cid, orig, cps=100, poll_interval_s=0.02,
                        region_decider=lambda ph: Deny() if ph == a else None,
                        caller_id_picker=lambda ph: "+8610000777"))
     c = contacts(db, cid)
@@ -233,7 +233,7 @@ def test_health_hook_runs(db: Any, fake: Any, h: Any) -> None:
     async def hook() -> None:
         calls.append(1)
 
-    run(CampaignDialer(db, cid, fake(delay=0.1), max_concurrent=1, cps=100,
+    run(CampaignRunner(db, cid, fake(delay=0.1), max_concurrent=1, cps=100,
                        poll_interval_s=0.02, health_hook=hook, health_interval_s=0.05))
     assert len(calls) >= 2
 

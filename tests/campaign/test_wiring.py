@@ -15,8 +15,8 @@ import yaml
 
 from ivr.campaign.lease import CampaignLease
 from ivr.campaign.policy import Retry
-from ivr.campaign.runner import CampaignDialer, CampaignError, next_step
-from ivr.campaign.wiring import REGION_MESSAGE_KIND, build_dialer
+from ivr.campaign.runner import CampaignError, CampaignRunner, next_step
+from ivr.campaign.wiring import REGION_MESSAGE_KIND, build_runner
 from ivr.config import Settings
 from ivr.dialer.types import DialResult
 
@@ -38,7 +38,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path, numbers=numbers, regions=rules, platform="快购")
 
 
-def run(dialer: CampaignDialer) -> Any:
+def run(dialer: CampaignRunner) -> Any:
     return asyncio.run(dialer.run())
 
 
@@ -46,7 +46,7 @@ def test_region_rules_pool_and_follow_ups(db: Any, settings: Settings, fake: Any
                                           h: Any) -> None:
     cid = h.make_campaign(db, [XINJIANG, SICHUAN, ZHEJIANG])  # planned without region rules
     orig = fake()
-    dialer, _svc = build_dialer(settings, db, cid, orig, poll_interval_s=0.01, cps=100)
+    dialer, _svc = build_runner(settings, db, cid, orig, poll_interval_s=0.01, cps=100)
     stats = run(dialer)
     assert stats.status == "done"
     sent = {r.phone: r for _, r in orig.requests}
@@ -61,7 +61,7 @@ def test_region_rules_pool_and_follow_ups(db: Any, settings: Settings, fake: Any
     msgs = list(db.execute("SELECT phone, kind, text FROM outbox"))
     assert msgs == [(XINJIANG, REGION_MESSAGE_KIND, "【快购】p 满意吗？回复TD退订")]
     # A second run queues nothing twice.
-    build_dialer(settings, db, cid, fake())
+    build_runner(settings, db, cid, fake())
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
 
 
@@ -70,7 +70,7 @@ def test_flagged_number_is_never_dialed(db: Any, settings: Settings, fake: Any,
     from ivr.callerid import add_flag
 
     cid = h.make_campaign(db, [f"+86139057100{i:02d}" for i in range(4)])  # Zhejiang
-    dialer, svc = build_dialer(settings, db, cid, fake(), poll_interval_s=0.01, cps=100)
+    dialer, svc = build_runner(settings, db, cid, fake(), poll_interval_s=0.01, cps=100)
     add_flag(db, B, "carrier says spam", "manual")
     svc.monitor.check_now()
     run(dialer)
@@ -91,9 +91,9 @@ def test_second_dialer_on_the_same_campaign_is_refused(db: Any, fake: Any, h: An
     holder = CampaignLease(db, cid)
     holder.acquire()  # a live holder: this very process
     with pytest.raises(CampaignError, match="already being dialed"):
-        run(CampaignDialer(db, cid, fake(), poll_interval_s=0.01))
+        run(CampaignRunner(db, cid, fake(), poll_interval_s=0.01))
     holder.release()
-    assert run(CampaignDialer(db, cid, fake(), poll_interval_s=0.01, cps=100)).status == "done"
+    assert run(CampaignRunner(db, cid, fake(), poll_interval_s=0.01, cps=100)).status == "done"
     assert db.execute("SELECT count(*) FROM campaign_leases").fetchone()[0] == 0
 
 
