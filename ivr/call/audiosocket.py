@@ -26,7 +26,7 @@ import struct
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from ivr.speech import audio
 
@@ -40,11 +40,17 @@ KIND_ERROR = 0xFF
 
 # Events a listener's feed() may return.
 SPEECH_START, END, NO_INPUT = "speech_start", "end", "no_input"
+# How a turn ended: the listener's endpoint, its no-input, a key, the prompt played out (play-only
+# turn), the caller hung up, max_listen_ms passed, an error, or AudioSocket() never connected.
+TurnEnd = Literal["end", "no_input", "dtmf", "played", "hangup", "timeout", "error", "no_connect"]
+# What the listener makes of a turn (the voice dialog's: ivr.speech.intents.Hypothesis).
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
 @runtime_checkable
-class Listener(Protocol):
-    """What the server feeds caller audio into (ivr.speech.recognizer.TurnRecognizer has it).
+class Listener(Protocol[R_co]):
+    """What the server feeds caller audio into (the voice dialog wraps a TurnRecognizer).
 
     ``feed`` gets 8 kHz s16le PCM (normally 20 ms) and returns "speech_start", "end", "no_input"
     (or an Enum whose values are those strings) or None. Optional: ``prompt_ended()`` is called
@@ -54,7 +60,7 @@ class Listener(Protocol):
 
     def feed(self, pcm: bytes) -> Any: ...
 
-    def result(self) -> Any: ...
+    def result(self) -> R_co: ...
 
 
 def encode(kind: int, payload: bytes = b"") -> bytes:
@@ -78,11 +84,11 @@ def now_ms() -> float:
 
 
 @dataclass
-class Turn:
+class Turn(Generic[R]):
     """One prompt-and-answer exchange. ``listener=None`` makes a play-only turn (a statement)."""
 
     prompt: bytes = b""  # 8 kHz s16le PCM (TtsEngine.pcm(path))
-    listener: Listener | None = None
+    listener: Listener[R] | None = None
     barge_in: bool = True  # caller speech (or DTMF) during the prompt stops the prompt
     accept_dtmf: bool = True  # a DTMF digit ends the turn
     max_listen_ms: int = 20_000  # safety net after the prompt if the listener never decides
@@ -120,11 +126,10 @@ class TurnTimings:
 
 
 @dataclass
-class TurnOutcome:
+class TurnOutcome(Generic[R]):
     uuid: str
-    # end | no_input | dtmf | played | hangup | timeout | error | no_connect
-    event: str
-    result: Any = None  # listener.result() (the recognizer's hypothesis)
+    event: TurnEnd
+    result: R | None = None  # listener.result(); None for a play-only turn or a failed listener
     dtmf: str | None = None
     barged_in: bool = False
     prompt_frames_sent: int = 0
@@ -139,9 +144,9 @@ def normalize_uuid(value: str | uuidlib.UUID) -> str:
 
 
 @dataclass
-class _Pending:
-    turn: Turn
-    future: asyncio.Future[TurnOutcome]
+class _Pending(Generic[R]):
+    turn: Turn[R]
+    future: asyncio.Future[TurnOutcome[R]]
     timings: TurnTimings
     timer: asyncio.TimerHandle | None = None
 
@@ -156,7 +161,7 @@ class AudioSocketServer:
         self.lead_frames = lead_frames  # frames sent ahead of real time (absorbs loop jitter)
         self.frame_ms = frame_ms
         self._server: asyncio.base_events.Server | None = None
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, _Pending[Any]] = {}
         self._sessions: set[asyncio.Task[None]] = set()
 
     @property
@@ -191,7 +196,8 @@ class AudioSocketServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def register(self, call_uuid: str | uuidlib.UUID, turn: Turn) -> asyncio.Future[TurnOutcome]:
+    def register(self, call_uuid: str | uuidlib.UUID, turn: Turn[R]
+                 ) -> asyncio.Future[TurnOutcome[R]]:
         """Announce the turn for ``call_uuid`` before executing AudioSocket(); call on the loop.
 
         The future resolves with a :class:`TurnOutcome` (event "no_connect" if Asterisk never
@@ -201,7 +207,8 @@ class AudioSocketServer:
         if key in self._pending:
             raise ValueError(f"a turn is already registered for {key}")
         loop = asyncio.get_running_loop()
-        pending = _Pending(turn, loop.create_future(), TurnTimings(registered=now_ms()))
+        future: asyncio.Future[TurnOutcome[R]] = loop.create_future()
+        pending = _Pending(turn, future, TurnTimings(registered=now_ms()))
         pending.timer = loop.call_later(turn.connect_timeout_ms / 1000, self._expire, key)
         self._pending[key] = pending
         return pending.future
@@ -263,10 +270,10 @@ class AudioSocketServer:
         await session.run()
 
 
-class _Session:
+class _Session(Generic[R]):
     """One connected turn: a paced prompt player and a reader feeding the listener."""
 
-    def __init__(self, key: str, pending: _Pending, reader: asyncio.StreamReader,
+    def __init__(self, key: str, pending: _Pending[R], reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, lead_frames: int, frame_ms: int) -> None:
         self.key = key
         self.turn = pending.turn
@@ -281,7 +288,7 @@ class _Session:
         self.caller_frames = 0
         self.playing = bool(self.frames)
         self.barged = False
-        self.outcome: TurnOutcome | None = None
+        self.outcome: TurnOutcome[R] | None = None
         self.listen_deadline: float | None = None
         self.player: asyncio.Task[None] | None = None
         self.filler: asyncio.Task[None] | None = None
@@ -442,12 +449,12 @@ class _Session:
         elif event == NO_INPUT and not self.playing:
             self._finish("no_input")
 
-    def _finish(self, event: str, dtmf: str | None = None, error: str | None = None) -> None:
+    def _finish(self, event: TurnEnd, dtmf: str | None = None, error: str | None = None) -> None:
         if self.outcome is not None:
             return
         self._stop_prompt()
         self.t.closed = now_ms()
-        result = None
+        result: R | None = None
         if self.turn.listener is not None:
             try:
                 result = self.turn.listener.result()
@@ -460,57 +467,3 @@ class _Session:
         if not self.future.done():
             self.future.set_result(self.outcome)
         self.wake.set()
-
-
-class EnergyListener:
-    """A model-free listener: speech is frames louder than ``threshold`` RMS.
-
-    speech_start after ``start_frames`` loud frames in a row; end after ``end_silence_ms`` of quiet
-    following speech; no_input when nobody spoke ``no_input_ms`` after the prompt ended. Useful
-    for tests, recording-only questions and as a reference for TurnRecognizer.
-    """
-
-    def __init__(self, threshold: float = 500.0, start_frames: int = 3,
-                 end_silence_ms: int = 800, no_input_ms: int = 5000) -> None:
-        self.threshold = threshold
-        self.start_frames = start_frames
-        self.end_silence_ms = end_silence_ms
-        self.no_input_ms = no_input_ms
-        self._loud = 0
-        self._quiet_ms = 0.0
-        self._waited_ms = 0.0
-        self._speaking = False
-        self._heard_ms = 0.0
-        self._listening = False
-        self.done: str | None = None
-
-    def prompt_ended(self) -> None:
-        self._listening = True
-        self._waited_ms = 0.0
-
-    def feed(self, pcm: bytes) -> str | None:
-        if self.done:
-            return None
-        ms = audio.seconds(pcm) * 1000
-        loud = audio.rms(pcm) >= self.threshold
-        if not self._speaking:
-            self._loud = self._loud + 1 if loud else 0
-            if self._loud >= self.start_frames:
-                self._speaking = True
-                self._quiet_ms = 0.0
-                return SPEECH_START
-            if self._listening:
-                self._waited_ms += ms
-                if self._waited_ms >= self.no_input_ms:
-                    self.done = NO_INPUT
-                    return NO_INPUT
-            return None
-        self._heard_ms += ms
-        self._quiet_ms = 0.0 if loud else self._quiet_ms + ms
-        if self._quiet_ms >= self.end_silence_ms:
-            self.done = END
-            return END
-        return None
-
-    def result(self) -> dict[str, Any]:
-        return {"speech": self._speaking, "speech_ms": round(self._heard_ms), "event": self.done}

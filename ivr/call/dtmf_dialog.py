@@ -8,13 +8,15 @@ transfer  SET VARIABLE for the order context and IVR_TRANSFER_TARGET, then SET C
           EXTENSION / PRIORITY so the dialplan continues in the agent context when the AGI ends
 hangup    HANGUP
 
-Hangups from the channel (AGIHangup) become :class:`DialogHangup` for the engine.
+Every hangup of the channel (AGIHangup) becomes the survey's own :class:`DialogHangup`, so the
+engine never sees Asterisk.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ivr.agi.channel import AGIChannel, AGIHangup
@@ -26,6 +28,17 @@ Transcriber = Callable[[Path], str | None]  # recording -> transcript (None: can
 
 ALL_KEYS = "0123456789*#"
 AGENT_CONTEXT = "ivr-agent"
+
+
+@contextlib.contextmanager
+def hangups_as_dialog_hangup() -> Iterator[None]:
+    """The channel's hangup, in the survey's terms."""
+    try:
+        yield
+    except AGIHangup as exc:
+        raise DialogHangup(str(exc)) from exc
+
+
 class AgiDtmfDialog:
     def __init__(
         self,
@@ -52,23 +65,19 @@ class AgiDtmfDialog:
         return playable(self.tts_render(text, voice or self.default_voice))
 
     async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
-        try:
+        with hangups_as_dialog_hangup():
             await self.agi.stream_file(self._file(text, voice), ALL_KEYS if barge_in else "")
-        except AGIHangup as exc:
-            raise DialogHangup(str(exc)) from exc
 
     async def ask(self, question: Question) -> TurnResult:
         path = self._file(question.text, question.voice)
         timeout_ms = int(question.timeout_s * 1000)
-        try:
+        with hangups_as_dialog_hangup():
             if question.barge_in:
                 digits, _timed_out = await self.agi.get_data(path, timeout_ms,
                                                              question.max_digits)
             else:
                 await self.agi.stream_file(path, "")
-                digits = await self._collect(timeout_ms, question.max_digits)
-        except AGIHangup as exc:
-            raise DialogHangup(str(exc)) from exc
+                digits = await self.collect(timeout_ms, question.max_digits)
         digits = digits.strip()
         if not digits:
             return TurnResult("noinput")
@@ -76,25 +85,24 @@ class AgiDtmfDialog:
         return TurnResult("match" if intent else "nomatch", intent=intent,
                           confidence=1.0 if intent else 0.0, dtmf=digits, input_mode="dtmf")
 
-    async def _collect(self, timeout_ms: int, max_digits: int) -> str:
-        digits = ""
-        while len(digits) < max_digits:
-            d = await self.agi.wait_for_digit(timeout_ms)
-            if not d or d == "#":
-                break
-            digits += d
+    async def collect(self, timeout_ms: int, max_digits: int, digits: str = "") -> str:
+        """Keys typed after ``digits`` until ``max_digits``, '#' or a timeout."""
+        with hangups_as_dialog_hangup():
+            while len(digits) < max_digits:
+                d = await self.agi.wait_for_digit(timeout_ms)
+                if not d or d == "#":
+                    break
+                digits += d
         return digits
 
     async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
                      barge_in: bool = True) -> Recording:
         base = self.recordings_dir / f"{self.agi.uniqueid or 'call'}-{node}"
         base.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with hangups_as_dialog_hangup():
             await self.agi.stream_file(self._file(text, voice), "")
             r = await self.agi.record_file(str(base), self.record_format, "#",
                                            int(max_s * 1000), self.silence_s)
-        except AGIHangup as exc:
-            raise DialogHangup(str(exc)) from exc
         if r.value < 0:
             raise DialogHangup(f"hangup while recording at {node}")
         audio = base.with_name(f"{base.name}.{self.record_format}")
@@ -104,15 +112,14 @@ class AgiDtmfDialog:
         return Recording(str(audio), transcript)
 
     async def transfer(self, target: str, variables: Mapping[str, str]) -> None:
-        try:
+        with hangups_as_dialog_hangup():
             for name, value in {"IVR_TRANSFER_TARGET": target, **variables}.items():
                 # "__": the agent's channel inherits the order context through Dial().
                 await self.agi.set_variable(f"__{name}", value)
             await self.agi.command(f"SET CONTEXT {self.agent_context}")
             await self.agi.command(f"SET EXTENSION {target}")
             await self.agi.command("SET PRIORITY 1")
-        except AGIHangup as exc:
-            raise DialogHangup(str(exc)) from exc
 
     async def hangup(self) -> None:
-        await self.agi.hangup()
+        with hangups_as_dialog_hangup():
+            await self.agi.hangup()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivr.call.audiosocket import AudioSocketServer, Turn, TurnOutcome
-from ivr.call.dtmf_dialog import AgiDtmfDialog
+from ivr.call.dtmf_dialog import AgiDtmfDialog, hangups_as_dialog_hangup
 from ivr.speech.confidence import ConfidenceModel, confidence_for, confidence_with
 from ivr.speech.grammar import GrammarError, question_grammar
 from ivr.speech.intents import Hypothesis
@@ -83,7 +83,7 @@ class WallClockListener:
             return "no_input"
         return None
 
-    def result(self) -> Any:
+    def result(self) -> Hypothesis:
         return self.rec.result()
 
 
@@ -126,7 +126,8 @@ class AgiVoiceDialog:
         outcome = await self._turn(question, self.confidence)
         return await self._result(question, outcome)
 
-    async def _turn(self, question: Question, confidence: ConfidenceModel) -> TurnOutcome:
+    async def _turn(self, question: Question, confidence: ConfidenceModel
+                    ) -> TurnOutcome[Hypothesis]:
         """One AudioSocket turn: the prompt plays while the caller's audio is recognised."""
         grammar = question_grammar(dict(question.phrases), self.model, language=self.language,
                                    question=question.node, source=self.source)
@@ -146,11 +147,12 @@ class AgiVoiceDialog:
                                            max_listen_ms=no_input_ms + 10_000,
                                            name=question.node))
         try:
-            await self.agi.exec("AudioSocket", server.app_args(key))
+            with hangups_as_dialog_hangup():
+                await self.agi.exec("AudioSocket", server.app_args(key))
         except Exception:
             server.cancel(key)
             raise
-        outcome: TurnOutcome = await future
+        outcome = await future
         self._log_turn(question, outcome, listener)
         return outcome
 
@@ -182,18 +184,19 @@ class AgiVoiceDialog:
                           extra={"reason": "confirmed", "confirmed_by": mode,
                                  "best_intent": hyp.best_intent})
 
-    async def _result(self, q: Question, outcome: TurnOutcome) -> TurnResult:
+    async def _result(self, q: Question, outcome: TurnOutcome[Hypothesis]) -> TurnResult:
         event = outcome.event
         if event == "hangup":
             raise DialogHangup("caller hung up during the question")
         if event == "dtmf":
             digits = outcome.dtmf or ""
             if q.max_digits > 1 and len(digits) < q.max_digits and q.match_dtmf(digits) is None:
-                for _ in range(q.max_digits - len(digits)):
-                    more = await self.agi.wait_for_digit(int(q.timeout_s * 1000))
-                    if not more:
-                        break
-                    digits += more
+                with hangups_as_dialog_hangup():
+                    for _ in range(q.max_digits - len(digits)):
+                        more = await self.agi.wait_for_digit(int(q.timeout_s * 1000))
+                        if not more:
+                            break
+                        digits += more
             intent = q.match_dtmf(digits)
             return TurnResult("match" if intent else "nomatch", intent=intent,
                               confidence=1.0 if intent else 0.0, dtmf=digits, input_mode="dtmf")
@@ -215,7 +218,8 @@ class AgiVoiceDialog:
         log.error("voice turn %s failed (%s: %s); asking by keys", q.node, event, outcome.error)
         return await self.dtmf.ask(q)
 
-    def _log_turn(self, q: Question, outcome: TurnOutcome, listener: WallClockListener) -> None:
+    def _log_turn(self, q: Question, outcome: TurnOutcome[Hypothesis],
+                  listener: WallClockListener) -> None:
         t = outcome.timings
         hyp = outcome.result
         feats = getattr(hyp, "features", None) or {}

