@@ -75,8 +75,8 @@ def destination_allowed(call: CallContext, digits: str,
                         caller_id: str | None = None) -> tuple[bool, str]:
     """Fail closed: a bad number, a do-not-call entry, a region rule or a bad caller ID refuse."""
     from ivr.callerid import load_pool, sync_pool
-    from ivr.callerid.yamlfile import YamlConfigError
     from ivr.regions.guard import default_rules, guard_allows
+    from ivr.yamlfile import YamlConfigError
 
     try:
         e164 = parse_e164("+" + digits)

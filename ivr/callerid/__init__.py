@@ -34,7 +34,7 @@ from ivr.callerid.state import (
     clear_flags,
     sync_pool,
 )
-from ivr.callerid.yamlfile import YamlConfigError
+from ivr.yamlfile import YamlConfigError
 
 __all__ = [
     "ACTIVE", "COOLING_DOWN", "FLAGGED", "RETIRED", "CallerIdError", "CallerIdUnusable",

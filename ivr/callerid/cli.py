@@ -32,10 +32,10 @@ from ivr.callerid.state import (
     sync_pool,
     utc,
 )
-from ivr.callerid.yamlfile import YamlConfigError
 from ivr.cli import settings_from
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import open_db
+from ivr.yamlfile import YamlConfigError
 
 _FILE_KEY = "ivr.numbers_file"
 STATE_STYLE = {"active": "green", "flagged": "red", "cooling_down": "yellow", "retired": "dim"}

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ivr.callerid.yamlfile import YamlConfigError, format_errors, load_yaml, problem
 from ivr.config import PROJECT_ROOT
 from ivr.phone import InvalidNumber, number_info, parse_e164
+from ivr.yamlfile import YamlConfigError, format_errors, load_yaml, problem
 
 NUMBERS_ENV = "IVR_NUMBERS"
 DEFAULT_NUMBERS_FILE = PROJECT_ROOT / "config" / "numbers.yaml"

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ivr.callerid.yamlfile import YamlConfigError
 from ivr.campaign import runner as runner_mod
 from ivr.campaign.importer import ImportFileError, import_orders
 from ivr.campaign.lease import lease_holder
@@ -27,6 +26,7 @@ from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.cli import settings_from
 from ivr.config import PROJECT_ROOT
 from ivr.store import open_db
+from ivr.yamlfile import YamlConfigError
 
 DEFAULT_SEGMENTS = PROJECT_ROOT / "config" / "segments.yaml"
 DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"

@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ivr.callerid.yamlfile import YamlConfigError
 from ivr.regions.rules import RuleSet, default_rules_path, load_rules
+from ivr.yamlfile import YamlConfigError
 
 _FILE_KEY = "ivr.regions_file"
 ACTION_STYLE = {"call": "green", "skip": "red", "message": "yellow"}

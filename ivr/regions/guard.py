@@ -11,9 +11,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ivr.callerid.yamlfile import YamlConfigError
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.regions.rules import Decision, RuleSet, default_rules_path, load_rules
+from ivr.yamlfile import YamlConfigError
 
 _lock = threading.Lock()
 _cache: dict[Path, tuple[float, RuleSet]] = {}

@@ -18,7 +18,6 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ivr.callerid.yamlfile import YamlConfigError, format_errors, load_yaml, problem
 from ivr.config import PROJECT_ROOT
 from ivr.phone import InvalidNumber, number_info, parse_e164
 from ivr.regions.geo import (
@@ -30,6 +29,7 @@ from ivr.regions.geo import (
     number_types,
     suggest,
 )
+from ivr.yamlfile import YamlConfigError, format_errors, load_yaml, problem
 
 REGIONS_ENV = "IVR_REGIONS"
 DEFAULT_RULES_FILE = PROJECT_ROOT / "config" / "regions.yaml"

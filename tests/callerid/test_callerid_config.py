@@ -4,7 +4,7 @@ import pytest
 from cid_helpers import SH
 
 from ivr.callerid.config import load_pool
-from ivr.callerid.yamlfile import YamlConfigError
+from ivr.yamlfile import YamlConfigError
 
 
 def test_repo_pool_file_is_valid() -> None:

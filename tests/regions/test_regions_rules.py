@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.callerid.yamlfile import YamlConfigError
 from ivr.regions import MessageTemplateError, guard_allows, load_rules
 from ivr.regions.guard import default_rules
+from ivr.yamlfile import YamlConfigError
 
 REPO_RULES = Path(__file__).parents[2] / "config" / "regions.yaml"
 XINJIANG_MOBILE = "+8613999123456"  # Urumqi ("Urumchi"), Xinjiang, China Mobile
