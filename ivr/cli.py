@@ -1,7 +1,9 @@
 """The ``ivr`` command line: one root group; each feature package contributes its own group.
 
 Feature packages expose a click command or group in ``ivr/<package>/cli.py``; :data:`SUBCOMMANDS`
-lists them so ``ivr --help`` shows every command and a broken import fails loudly.
+lists them so ``ivr --help`` shows every command and a broken import fails loudly. Every group is
+a :class:`Group`, which prints any operator-facing error (:class:`~ivr.errors.ConfigError`) the
+same way: ``Error: <file:line: key: problem>`` and its exit code.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sys
 
 import click
 
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.config import Settings, load_settings
+from ivr.errors import ConfigError
 
 # command name -> "module:attribute" of a click command/group
 SUBCOMMANDS: dict[str, str] = {
@@ -34,7 +37,26 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
+class OperatorError(click.ClickException):
+    """A :class:`ConfigError` as the command line shows it."""
+
+    def __init__(self, exc: ConfigError) -> None:
+        super().__init__(str(exc))
+        # click declares exit_code a class variable but reads it through the instance
+        setattr(self, "exit_code", exc.exit_code)  # noqa: B010
+
+
+class Group(click.Group):
+    """A command group whose commands report every ConfigError as an :class:`OperatorError`."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise OperatorError(exc) from exc
+
+
+class LazyGroup(Group):
     """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -84,10 +106,7 @@ class _LazySettings:
 
     def get(self) -> Settings:
         if self._settings is None:
-            try:
-                self._settings = load_settings(self.path)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
+            self._settings = load_settings(self.path)
         return self._settings
 
 

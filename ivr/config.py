@@ -1,8 +1,10 @@
 """Deployment configuration: one YAML file (``ivr.yaml``) validated by pydantic.
 
 Only the core lives here (where things are, how Asterisk, the trunk, AMI and AGI are reached).
-Survey scripts, segments, caller-ID pools and region rules are separate operator-edited files whose
-paths are given here and which their own modules validate.
+Survey scripts, segments, policy, caller-ID pools, region rules, outbox rules and voices are
+separate operator-edited files: their paths are named here (:meth:`Settings.files`), so every
+command, the AGI and the service read the same files, and their own modules validate them through
+the one loader (:mod:`ivr.yamlfile`).
 """
 
 from __future__ import annotations
@@ -12,23 +14,25 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+# The root of operator-facing errors, re-exported for the modules that always took it from here.
+from ivr.errors import ConfigError as ConfigError
+from ivr.yamlfile import YamlDoc, load_yaml, mapping, validate
+
 CONFIG_ENV = "IVR_CONFIG"
 HOME_ENV = "IVR_HOME"
+# Operator files an environment variable may point elsewhere; applied by load_settings, so the
+# override holds for every command that reads the settings, never for one command alone.
+FILE_ENV = {"numbers": "IVR_NUMBERS", "regions": "IVR_REGIONS", "outbox": "IVR_OUTBOX_CONFIG"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigError(Exception):
-    """A configuration file is missing or invalid; the message says where and why."""
+CONFIG_DIR = PROJECT_ROOT / "config"
 
 
 class _Strict(BaseModel):
@@ -170,9 +174,13 @@ class Settings(_Strict):
     trunks: list[TrunkSettings] = []
     speech: SpeechSettings = SpeechSettings()
     survey: Path = PROJECT_ROOT / "surveys" / "platform_satisfaction.cmn.yaml"
-    # Operator-edited data files (validated by their own modules).
-    regions: Path = PROJECT_ROOT / "config" / "regions.yaml"
-    numbers: Path = PROJECT_ROOT / "config" / "numbers.yaml"
+    # Operator-edited data files (validated by their own modules). Relative paths are relative to
+    # the directory the command runs in, like every other path here.
+    regions: Path = CONFIG_DIR / "regions.yaml"
+    numbers: Path = CONFIG_DIR / "numbers.yaml"
+    segments: Path = CONFIG_DIR / "segments.yaml"  # `ivr campaign plan` default
+    policy: Path = CONFIG_DIR / "policy.yaml"  # `ivr campaign plan` default
+    outbox: Path = CONFIG_DIR / "outbox.yaml"  # rules of follow-up messages
     language: str = "cmn"
     # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
     agent_dial: str = "PJSIP/agents@carrier"
@@ -189,6 +197,12 @@ class Settings(_Strict):
     @property
     def all_trunks(self) -> list[TrunkSettings]:
         return [self.trunk, *self.trunks]
+
+    def files(self) -> dict[str, Path]:
+        """Every operator file (or directory) in force, by the setting that names it."""
+        return {"survey": self.survey, "segments": self.segments, "policy": self.policy,
+                "numbers": self.numbers, "regions": self.regions, "outbox": self.outbox,
+                "voices": self.speech.voices_dir}
 
     @property
     def db_path(self) -> Path:
@@ -209,34 +223,22 @@ class Settings(_Strict):
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Load settings from ``path``, ``$IVR_CONFIG`` or ``./ivr.yaml``; defaults if none exists."""
+    """Load settings from ``path``, ``$IVR_CONFIG`` or ``./ivr.yaml``; defaults if none exists.
+
+    ``$IVR_HOME`` and the variables of :data:`FILE_ENV` override what the file says."""
     candidate = path or os.environ.get(CONFIG_ENV)
     file = Path(candidate) if candidate else Path("ivr.yaml")
-    data: dict[str, object] = {}
+    doc = YamlDoc(str(file), None, {})
     if file.exists():
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping")
-        data = loaded
+        doc = load_yaml(file)
     elif candidate:
-        raise ConfigError(f"{file}: configuration file not found")
+        raise ConfigError(f"{file}: configuration file not found", path=file)
+    data = dict(mapping(doc))
     if os.environ.get(HOME_ENV):
         data["home"] = os.environ[HOME_ENV]
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{file}: {format_validation_error(exc)}") from exc
+    for key, var in FILE_ENV.items():
+        if os.environ.get(var):
+            data[key] = os.environ[var]
+    settings = validate(Settings, data, doc)
     settings.home = settings.home.resolve()
     return settings
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, with the dotted path to the offending key."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)

@@ -24,12 +24,13 @@ import yaml
 from rich.console import Console
 
 from ivr.call.prompts import engine
-from ivr.config import PROJECT_ROOT
+from ivr.config import CONFIG_DIR, PROJECT_ROOT
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
+from ivr.yamlfile import load_yaml
 
 SCRIPT = PROJECT_ROOT / "surveys" / "platform_satisfaction.cmn.yaml"
 PLATFORM = "快购"
@@ -72,10 +73,10 @@ def _orders_csv(path: Path) -> Path:
 
 def _demo_configs(home: Path) -> tuple[Path, Path]:
     """The shipped segments and policy, with windows opened to 'now' and short retries."""
-    segments = yaml.safe_load((PROJECT_ROOT / "config" / "segments.yaml").read_text("utf-8"))
+    segments = load_yaml(CONFIG_DIR / "segments.yaml").data
     for seg in segments["segments"].values():
         seg["windows"] = [{"days": "all", "start": "00:00", "end": "24:00"}]
-    policy = yaml.safe_load((PROJECT_ROOT / "config" / "policy.yaml").read_text("utf-8"))
+    policy = load_yaml(CONFIG_DIR / "policy.yaml").data
     policy["quiet_hours"] = None
     policy["retry"].update({"max_attempts": 2, "multiplier": 1.0,
                             "backoff_s": {k: 3 for k in ("busy", "no_answer", "congestion",
@@ -89,7 +90,7 @@ def _demo_configs(home: Path) -> tuple[Path, Path]:
 
 def _outbox_rules(home: Path) -> Path:
     """The shipped outbox rules with the demo platform's registered SMS signature."""
-    rules = yaml.safe_load((PROJECT_ROOT / "config" / "outbox.yaml").read_text("utf-8"))
+    rules = load_yaml(CONFIG_DIR / "outbox.yaml").data
     rules["signature"] = f"【{PLATFORM}】"
     path = home / "demo-outbox.yaml"
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")

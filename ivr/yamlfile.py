@@ -1,74 +1,55 @@
-"""Operator-edited YAML with line numbers, so every error names file, line and field.
+"""The one loader of operator files: ``ivr.yaml``, segments, policy, numbers, regions, outbox,
+voices and survey scripts all go through :func:`parse`, so they follow the same rules.
 
-PyYAML's ``safe_load`` drops positions; composing the node tree once more gives the line of every
-key and list item, and :func:`format_errors` maps pydantic's error locations back to those lines.
+* UTF-8 only: other bytes are reported with their line and byte offset.
+* YAML 1.2 booleans: only ``true``/``false`` (any case). ``yes``/``no``/``on``/``off`` stay text,
+  so an intent called ``no`` or the country code ``NO`` keeps its name (a pydantic ``bool`` field
+  still reads ``yes`` as true).
+* A key written twice in one mapping is an error (PyYAML silently keeps the last one).
+* Aliases may add at most :data:`MAX_ALIAS_NODES` nodes when the document is expanded, and none
+  may contain itself: a few hundred bytes of nested aliases otherwise grow to gigabytes once
+  walked or validated.
+* Every problem is one line ``file:line: key: problem``; lines come from the YAML node marks and
+  pydantic's error locations are mapped back to the line of their key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from ivr.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+# Far more than any operator file's aliases add (most use none), far less than an alias bomb's
+# billions: expanding stays in milliseconds and megabytes.
+MAX_ALIAS_NODES = 10_000
+_MERGE = "tag:yaml.org,2002:merge"
 
 
-class YamlConfigError(ValueError):
+class YamlConfigError(ConfigError, ValueError):
     """An operator file is missing or invalid; ``str()`` lists every problem as file:line: field."""
 
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(problems))
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans."""
 
 
-def load_yaml(path: Path | str) -> tuple[Any, dict[Loc, int]]:
-    """Parse ``path``; return the data and a map from key path to 1-based line number."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise YamlConfigError(file, [f"{file}: file not found"]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise YamlConfigError(file, [f"{file}: cannot read: {exc}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlConfigError(file, [f"{where}: not valid YAML: {problem}"]) from exc
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return data, lines
-
-
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, loc + (key,), lines)
-            # keep the key's line (the value may start on the next line)
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, loc + (i,), lines)
-
-
-def line_of(lines: dict[Loc, int], loc: Iterable[str | int]) -> int | None:
-    """Line of the deepest known prefix of ``loc``."""
-    parts = tuple(loc)
-    for n in range(len(parts), -1, -1):
-        if parts[:n] in lines:
-            return lines[parts[:n]]
-    return None
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
 
 
 def dotted(loc: Iterable[str | int]) -> str:
@@ -82,19 +63,196 @@ def dotted(loc: Iterable[str | int]) -> str:
     return out or "(top level)"
 
 
-def problem(path: Path | str, lines: dict[Loc, int], loc: Loc, msg: str) -> str:
-    line = line_of(lines, loc)
-    where = f"{path}:{line}" if line else str(path)
-    return f"{where}: {dotted(loc)}: {msg}"
+@dataclass(frozen=True)
+class YamlDoc:
+    """A parsed operator file: its data, the line of every key and item, and repeated keys."""
+
+    path: str
+    data: Any
+    lines: Mapping[Loc, int]
+    duplicates: tuple[Loc, ...] = ()  # where a key is written again (the later one)
+
+    def line(self, loc: Iterable[str | int]) -> int | None:
+        """Line of the deepest known prefix of ``loc``."""
+        parts = tuple(loc)
+        for n in range(len(parts), -1, -1):
+            hit = self.lines.get(parts[:n])
+            if hit:
+                return hit
+        return None
+
+    def problem(self, loc: Loc, message: str) -> str:
+        line = self.line(loc)
+        where = f"{self.path}:{line}" if line else self.path
+        return f"{where}: {dotted(loc)}: {message}"
+
+    def duplicate_problems(self) -> list[str]:
+        return [self.problem(loc, f"duplicate key {loc[-1]!r} (the later one would silently "
+                                  f"win)") for loc in self.duplicates]
+
+    def errors(self, exc: ValidationError, base: Loc = ()) -> list[str]:
+        """One ``file:line: key: problem`` per pydantic error."""
+        out = []
+        for err in exc.errors():
+            # pydantic adds union members and validator kinds ('function-after[...]') to locs
+            loc = base + tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            out.append(self.problem(loc, err["msg"].removeprefix("Value error, ")))
+        return out
 
 
-def format_errors(path: Path | str, lines: dict[Loc, int], exc: ValidationError,
-                  base: Loc = ()) -> list[str]:
-    """One 'file:line: field: message' string per pydantic error."""
-    out = []
-    for err in exc.errors():
-        # pydantic puts the validator kind in the location of union/tagged errors; drop those
-        loc = base + tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        msg = err["msg"].removeprefix("Value error, ")
-        out.append(problem(path, lines, loc, msg))
-    return out
+def read_text(path: Path | str) -> str:
+    """The file's text; :class:`YamlConfigError` when it is missing, unreadable or not UTF-8."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise YamlConfigError(f"{file}: file not found", path=file) from exc
+    except OSError as exc:
+        raise YamlConfigError(f"{file}: cannot read: {exc.strerror or exc}", path=file) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise YamlConfigError(f"{file}:{line}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at "
+                              f"offset {exc.start} (save the file as UTF-8)", path=file) from exc
+
+
+def parse(text: str, source: str) -> YamlDoc:
+    """Parse ``text`` (read from ``source``) by the rules above; :class:`YamlConfigError` for
+    text that is not YAML, an alias bomb or a recursive alias. Repeated keys are returned in
+    :attr:`YamlDoc.duplicates` for the caller to report with its other problems."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDoc(source, None, {})
+        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
+        duplicates: list[Loc] = []
+        _check_aliases(node, source)
+        _walk(node, (), lines, duplicates, set())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise YamlConfigError(f"{where}: not valid YAML: {exc.problem or exc}",
+                              path=source) from exc
+    except yaml.YAMLError as exc:  # reader errors (control characters) carry a position only
+        position = getattr(exc, "position", None)
+        where = f"{source}:{text.count(chr(10), 0, position) + 1}" if position is not None \
+            else source
+        raise YamlConfigError(f"{where}: not valid YAML: {exc}", path=source) from exc
+    except RecursionError as exc:
+        raise YamlConfigError(f"{source}: not valid YAML: nested too deeply",
+                              path=source) from exc
+    finally:
+        loader.dispose()
+    return YamlDoc(source, data, lines, tuple(duplicates))
+
+
+def load_yaml(path: Path | str) -> YamlDoc:
+    """Read and parse an operator file; a repeated key is an error here."""
+    doc = parse(read_text(path), str(path))
+    if doc.duplicates:
+        raise YamlConfigError(doc.duplicate_problems(), path=path)
+    return doc
+
+
+def validate(model: type[M], data: Any, doc: YamlDoc, *,
+             error: type[ConfigError] = YamlConfigError) -> M:
+    """``data`` (``doc.data`` or a part of it, with defaults added) as ``model``; every problem
+    reported with its file and line."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(doc.errors(exc), path=doc.path) from exc
+
+
+def load_model(model: type[M], path: Path | str, *, error: type[ConfigError] = YamlConfigError,
+               empty_ok: bool = True) -> M:
+    """Load ``path`` (a mapping at the top) as ``model``."""
+    try:
+        doc = load_yaml(path)
+    except YamlConfigError as exc:
+        raise error(exc.problems, path=path) from exc
+    return validate(model, mapping(doc, error=error, empty_ok=empty_ok), doc, error=error)
+
+
+def mapping(doc: YamlDoc, *, error: type[ConfigError] = YamlConfigError,
+            empty_ok: bool = True) -> dict[Any, Any]:
+    """The document's top level, which must be a mapping (an empty file is ``{}``)."""
+    if doc.data is None and empty_ok:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise error(f"{doc.path}:{doc.line(()) or 1}: the top level must be a mapping",
+                    path=doc.path)
+    return doc.data
+
+
+# --- the node graph ------------------------------------------------------------------------------
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_aliases(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand it by more than MAX_ALIAS_NODES nodes or that
+    contains itself. Sizes are memoised per node, so a bomb is found in linear time."""
+    distinct: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) not in distinct:
+            distinct.add(id(node))
+            todo.extend(_children(node))
+    limit = len(distinct) + MAX_ALIAS_NODES
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise YamlConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to "
+                                  f"the node that contains it", path=source)
+        open_.add(key)
+        total = 1
+        for child in _children(node):
+            total += size(child)
+            if total > limit:
+                raise YamlConfigError(  # at the value that holds too much
+                    f"{source}:{node.start_mark.line + 1}: aliases expand the file beyond "
+                    f"{MAX_ALIAS_NODES} extra nodes (write the values out instead)", path=source)
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicates: list[Loc],
+          seen: set[int]) -> None:
+    """Lines of keys and items, and repeated keys. A node reached again through an alias is not
+    walked again: problems inside it are reported at the alias's key."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[tuple[str, Any]] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                _walk(value_node, loc, lines, duplicates, seen)
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if (key_node.tag, key) in keys:
+                duplicates.append(loc + (key,))
+            keys.add((key_node.tag, key))
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, loc + (key,), lines, duplicates, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.setdefault(loc + (i,), item.start_mark.line + 1)
+            _walk(item, loc + (i,), lines, duplicates, seen)

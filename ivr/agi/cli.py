@@ -8,10 +8,10 @@ import signal
 
 import click
 
-from ivr.cli import settings_from
+from ivr.cli import Group, settings_from
 
 
-@click.group()
+@click.group(cls=Group)
 def agi() -> None:
     """The FastAGI daemon that Asterisk hands answered calls to.
 

@@ -11,7 +11,7 @@ from ivr.asterisk import dialplan as dp
 from ivr.asterisk.install import InstallError, ensure_root, missing_host_tools
 from ivr.asterisk.process import Asterisk, AsteriskError
 from ivr.asterisk.render import DIALPLANS_DIR, render
-from ivr.cli import settings_from
+from ivr.cli import Group, settings_from
 
 
 @click.command()
@@ -42,7 +42,7 @@ def setup(ctx: click.Context) -> None:
     click.echo(f"setup took {time.monotonic() - started:.1f} s")
 
 
-@click.group()
+@click.group(cls=Group)
 def asterisk() -> None:
     """Run the local Asterisk (forky binaries through their own loader).
 
@@ -121,7 +121,7 @@ def rx(ctx: click.Context, command: str) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group()
+@click.group(cls=Group)
 def dialplan() -> None:
     """Check and reload the dialplans in dialplans/.
 

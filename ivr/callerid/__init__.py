@@ -2,7 +2,7 @@
 
 The dialer's integration points::
 
-    pool = load_pool()                                   # config/numbers.yaml, validated
+    pool = load_pool(settings.numbers)                   # the pool ivr.yaml names, validated
     monitor = HealthMonitor(db, pool, interval_s=60)     # asyncio.create_task(monitor.run())
     pick = pick_caller(db, pool, callee, pool_name=decision.caller_pool)  # or pick_caller_id(...)
     assert_usable(db, pick.number)                       # right before dialing

@@ -12,7 +12,7 @@ import sqlite_utils
 from rich.console import Console
 from rich.table import Table
 
-from ivr.callerid.config import PoolConfig, default_numbers_path, load_pool
+from ivr.callerid.config import PoolConfig, load_pool
 from ivr.callerid.flags import ImportResult, import_csv
 from ivr.callerid.health import CheckReport, check_pool
 from ivr.callerid.state import (
@@ -32,7 +32,7 @@ from ivr.callerid.state import (
     sync_pool,
     utc,
 )
-from ivr.cli import settings_from
+from ivr.cli import Group, settings_from
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import open_db
 from ivr.yamlfile import YamlConfigError
@@ -41,19 +41,13 @@ _FILE_KEY = "ivr.numbers_file"
 STATE_STYLE = {"active": "green", "flagged": "red", "cooling_down": "yellow", "retired": "dim"}
 
 
-class ConfigProblem(click.ClickException):
-    exit_code = 2
-
-
 def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 180, highlight=False)
 
 
 def _pool(ctx: click.Context) -> PoolConfig:
-    try:
-        return load_pool(ctx.meta.get(_FILE_KEY) or default_numbers_path())
-    except YamlConfigError as exc:
-        raise ConfigProblem(str(exc)) from exc
+    """The pool file given with --file, else the one ivr.yaml names (what the dialer uses)."""
+    return load_pool(ctx.meta.get(_FILE_KEY) or settings_from(ctx).numbers)
 
 
 def _db(ctx: click.Context) -> sqlite_utils.Database:
@@ -67,8 +61,8 @@ def _synced_db(ctx: click.Context) -> sqlite_utils.Database:
     db = _db(ctx)
     try:
         sync_pool(db, _pool(ctx))
-    except ConfigProblem as exc:
-        click.echo(f"warning: pool file not applied: {exc.message}", err=True)
+    except YamlConfigError as exc:
+        click.echo(f"warning: pool file not applied: {exc}", err=True)
     return db
 
 
@@ -79,9 +73,9 @@ def _number(text: str) -> str:
         raise click.BadParameter(str(exc)) from exc
 
 
-@click.group()
+@click.group(cls=Group)
 @click.option("--file", "-f", "numbers_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Caller-ID pool file (default: $IVR_NUMBERS or config/numbers.yaml).")
+              help="Caller-ID pool file (default: `numbers` in ivr.yaml).")
 @click.pass_context
 def numbers(ctx: click.Context, numbers_file: Path | None) -> None:
     """Caller-ID numbers: health check, rotation state, reputation flags.
@@ -93,7 +87,7 @@ def numbers(ctx: click.Context, numbers_file: Path | None) -> None:
       ivr numbers flags import feed.csv        columns number,reason[,source,expires_at,action]
       ivr numbers serve-flags --port 8765      POST JSON flags to http://127.0.0.1:8765/flags
     """
-    ctx.meta[_FILE_KEY] = numbers_file or default_numbers_path()
+    ctx.meta[_FILE_KEY] = numbers_file
 
 
 @numbers.command()

@@ -6,20 +6,16 @@ Validated with pydantic; every error names file, line and field. Provinces defau
 
 from __future__ import annotations
 
-import os
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr.config import PROJECT_ROOT
+from ivr.config import load_settings
 from ivr.phone import InvalidNumber, number_info, parse_e164
-from ivr.yamlfile import YamlConfigError, format_errors, load_yaml, problem
-
-NUMBERS_ENV = "IVR_NUMBERS"
-DEFAULT_NUMBERS_FILE = PROJECT_ROOT / "config" / "numbers.yaml"
+from ivr.yamlfile import YamlConfigError, YamlDoc, load_yaml, mapping, validate
 
 
 class _Strict(BaseModel):
@@ -162,28 +158,19 @@ class PoolConfig(_Strict):
         return [n for n in self.numbers if n.pool == pool_name]
 
 
-def default_numbers_path() -> Path:
-    return Path(os.environ.get(NUMBERS_ENV) or DEFAULT_NUMBERS_FILE)
-
-
 def load_pool(path: str | Path | None = None) -> PoolConfig:
-    """Load and validate the pool file; raises YamlConfigError listing file:line: field: problem."""
-    file = Path(path) if path else default_numbers_path()
-    data, lines = load_yaml(file)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise YamlConfigError(file, [problem(file, lines, (), "the top level must be a mapping")])
-    dups = _duplicates(file, lines, data.get("numbers"))
+    """Load and validate the pool file (default: the settings' ``numbers``); raises
+    YamlConfigError listing file:line: field: problem."""
+    file = Path(path) if path else load_settings().numbers
+    doc = load_yaml(file)
+    data = mapping(doc)
+    dups = _duplicates(doc, data.get("numbers"))
     if dups:
-        raise YamlConfigError(file, dups)
-    try:
-        return PoolConfig.model_validate({**data, "source": str(file)})
-    except ValidationError as exc:
-        raise YamlConfigError(file, format_errors(file, lines, exc)) from exc
+        raise YamlConfigError(dups, path=file)
+    return validate(PoolConfig, {**data, "source": str(file)}, doc)
 
 
-def _duplicates(file: Path, lines: dict[Any, int], items: Any) -> list[str]:
+def _duplicates(doc: YamlDoc, items: Any) -> list[str]:
     """A number listed twice is reported at its second line (the model only knows 'twice')."""
     if not isinstance(items, list):
         return []
@@ -195,8 +182,8 @@ def _duplicates(file: Path, lines: dict[Any, int], items: Any) -> list[str]:
             continue
         key = raw.strip()
         if key in first:
-            out.append(problem(file, lines, ("numbers", i, "number"),
-                               f"{key} is already listed at numbers[{first[key]}]"))
+            out.append(doc.problem(("numbers", i, "number"),
+                                   f"{key} is already listed at numbers[{first[key]}]"))
         else:
             first[key] = i
     return out

@@ -16,20 +16,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ivr.campaign import runner as runner_mod
-from ivr.campaign.importer import ImportFileError, import_orders
+from ivr.campaign.importer import import_orders
 from ivr.campaign.lease import lease_holder
 from ivr.campaign.planner import plan_campaign
 from ivr.campaign.policy import load_policy
 from ivr.campaign.segments import load_segments
 from ivr.campaign.wiring import queue_region_messages, run_campaign
-from ivr.campaign.yamlcfg import CampaignConfigError
-from ivr.cli import settings_from
-from ivr.config import PROJECT_ROOT
+from ivr.cli import Group, settings_from
 from ivr.store import open_db
-from ivr.yamlfile import YamlConfigError
 
-DEFAULT_SEGMENTS = PROJECT_ROOT / "config" / "segments.yaml"
-DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 console = Console()
 
 
@@ -55,7 +50,7 @@ def parse_when(text: str, tz: str = "Asia/Shanghai") -> datetime:
     return (dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))).astimezone(UTC)
 
 
-@click.group()
+@click.group(cls=Group)
 def campaign() -> None:
     """Import orders, plan a campaign, run it, watch and control it.
 
@@ -88,14 +83,10 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
     """
     db = _db(ctx)
     size = file.stat().st_size or 1
-    try:
-        with _progress() as bar:
-            task = bar.add_task(f"importing {file.name}", total=size)
-            summary = import_orders(db, file, rejects_path=rejects, region=region,
-                                    default_tz=tz,
-                                    progress=lambda done: bar.update(task, completed=done))
-    except ImportFileError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with _progress() as bar:
+        task = bar.add_task(f"importing {file.name}", total=size)
+        summary = import_orders(db, file, rejects_path=rejects, region=region, default_tz=tz,
+                                progress=lambda done: bar.update(task, completed=done))
     console.print(f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
                   f"{summary.unchanged} unchanged, {summary.duplicates} repeated in the file, "
                   f"[bold]{summary.rejected} rejected[/bold] -> {summary.rejects_file}")
@@ -111,15 +102,16 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
 @click.option("--days", type=click.IntRange(1, 3650), help="Orders of the last N days "
               "(default: the policy's selection.days, 30).")
 @click.option("--segments", "segments_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_SEGMENTS, show_default=True)
+              help="Segments file (default: `segments` in ivr.yaml).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_POLICY, show_default=True)
+              help="Contact policy file (default: `policy` in ivr.yaml).")
 @click.option("--starts", help="No call before this (date or ISO date-time; default now).")
 @click.option("--ends", help="Campaign end: no call from then on (date = end of that day).")
 @click.option("--reference", help="The 'now' of the order window (default now).")
 @click.pass_context
 def plan(ctx: click.Context, name: str, script: str, language: str | None, days: int | None,
-         segments_path: Path, policy_path: Path, starts: str | None, ends: str | None,
+         segments_path: Path | None, policy_path: Path | None, starts: str | None,
+         ends: str | None,
          reference: str | None) -> None:
     """Select, segment and schedule buyers into a new campaign NAME (prints its id).
 
@@ -134,12 +126,9 @@ def plan(ctx: click.Context, name: str, script: str, language: str | None, days:
     settings = settings_from(ctx)
     from ivr.regions.rules import load_rules
 
-    try:
-        policy = load_policy(policy_path)
-        segments = load_segments(segments_path)
-        rules = load_rules(settings.regions)
-    except (CampaignConfigError, YamlConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    policy = load_policy(policy_path or settings.policy)
+    segments = load_segments(segments_path or settings.segments)
+    rules = load_rules(settings.regions)
     db = open_db(settings.db_path)
     with _progress() as bar:
         task = bar.add_task(f"planning {name}", total=None)
@@ -192,8 +181,6 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
         stats = asyncio.run(run_campaign(
             settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
             stop_when_idle=until_idle, health_interval_s=health_interval))
-    except (CampaignConfigError, runner_mod.CampaignError, YamlConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
     except (OSError, TimeoutError) as exc:
         raise click.ClickException(f"cannot reach Asterisk's AMI at {settings.ami.host}:"
                                    f"{settings.ami.port}: {exc}") from exc
@@ -205,14 +192,10 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
 def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
     """Render every prompt of the pending contacts before the first dial (progress bar)."""
     from ivr.call.prompts import default_voice, engine
-    from ivr.survey.loader import ScriptError
     from ivr.survey.prerender import campaign_prompts
 
-    try:
-        items = list(campaign_prompts(db, campaign_id, platform=settings.platform,
-                                      default_voice=default_voice(settings)))
-    except ScriptError as exc:
-        raise click.ClickException(str(exc)) from exc
+    items = list(campaign_prompts(db, campaign_id, platform=settings.platform,
+                                  default_voice=default_voice(settings)))
     report = engine(settings).prerender(items, progress=sys.stderr.isatty())
     console.print(f"prompts: {report.rendered} rendered, {report.cached} already cached"
                   + (f", {len(report.errors)} FAILED" if report.errors else ""))
@@ -232,10 +215,7 @@ def status(ctx: click.Context, campaign_id: str) -> None:
       ivr campaign status live-stream-buyers-20261201093000-3f2a
     """
     db = _db(ctx)
-    try:
-        camp = runner_mod.get_campaign(db, campaign_id)
-    except runner_mod.CampaignError as exc:
-        raise click.ClickException(str(exc)) from exc
+    camp = runner_mod.get_campaign(db, campaign_id)
     console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
                   + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
     console.print(f"script {camp['script']}, language {camp['language']}, "
@@ -277,10 +257,7 @@ def pause(ctx: click.Context, campaign_id: str) -> None:
     Example:
       ivr campaign pause live-stream-buyers-20261201093000-3f2a
     """
-    try:
-        runner_mod.pause(_db(ctx), campaign_id)
-    except runner_mod.CampaignError as exc:
-        raise click.ClickException(str(exc)) from exc
+    runner_mod.pause(_db(ctx), campaign_id)
     console.print(f"campaign {campaign_id} paused")
 
 
@@ -294,8 +271,5 @@ def resume(ctx: click.Context, campaign_id: str) -> None:
     Example:
       ivr campaign resume live-stream-buyers-20261201093000-3f2a
     """
-    try:
-        previous = runner_mod.resume(_db(ctx), campaign_id)
-    except runner_mod.CampaignError as exc:
-        raise click.ClickException(str(exc)) from exc
+    previous = runner_mod.resume(_db(ctx), campaign_id)
     console.print(f"campaign {campaign_id} running again (was {previous})")

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import sqlite_utils
 
+from ivr.errors import ConfigError
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import now_iso
 
@@ -37,7 +38,7 @@ _FALSE = {"", "0", "false", "no", "n", "f"}
 REJECT_HEADER = ("line", "reason", "order_id", "raw")
 
 
-class ImportFileError(ValueError):
+class ImportFileError(ConfigError, ValueError):
     """The file as a whole cannot be imported (unreadable, header lacks required columns)."""
 
 

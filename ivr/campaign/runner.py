@@ -34,6 +34,7 @@ from ivr.campaign.planner import (
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_iso, policy_from_json
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialRequest, DialResult, Originator
+from ivr.errors import StateError
 from ivr.store import now_iso
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ CallerIdCheck = Callable[[str], None]
 SkipHook = Callable[[Mapping[str, Any], Any], None]
 
 
-class CampaignError(Exception):
+class CampaignError(StateError):
     """The campaign cannot run (unknown id, wrong status, invalid stored policy)."""
 
 

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ivr.cli import settings_from
-from ivr.outbox.config import OutboxConfig, OutboxConfigError, load_outbox_config
+from ivr.cli import Group, settings_from
+from ivr.outbox.config import OutboxConfig, load_outbox_config
 from ivr.outbox.deliver import deliver
 from ivr.outbox.followup import queue_followups
 from ivr.outbox.lint import lint as lint_text
@@ -27,20 +27,16 @@ _RULES_KEY = "ivr.outbox.rules"  # ctx.meta is shared by the whole command chain
 
 
 def _config(ctx: click.Context) -> OutboxConfig:
-    try:
-        return load_outbox_config(ctx.meta.get(_RULES_KEY))
-    except OutboxConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return load_outbox_config(ctx.meta.get(_RULES_KEY), settings=settings_from(ctx))
 
 
 def _db(ctx: click.Context) -> sqlite_utils.Database:
     return open_db(settings_from(ctx).db_path)
 
 
-@click.group()
+@click.group(cls=Group)
 @click.option("--rules", "rules", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="IVR_OUTBOX_CONFIG",
-              help="Outbox rules file (default: config/outbox.yaml or $IVR_OUTBOX_CONFIG).")
+              help="Outbox rules file (default: `outbox` in ivr.yaml).")
 @click.pass_context
 def outbox(ctx: click.Context, rules: Path | None) -> None:
     """Follow-up messages to buyers: queued, linted, sent once, retried on failure.

@@ -5,25 +5,22 @@ Operator-edited, so every error names the file, the line and the field.
 
 from __future__ import annotations
 
-import os
 import string
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ivr.config import PROJECT_ROOT
+from ivr.config import Settings, load_settings
+from ivr.errors import ConfigError
+from ivr.yamlfile import load_model
 
-DEFAULT_PATH = PROJECT_ROOT / "config" / "outbox.yaml"
-CONFIG_ENV = "IVR_OUTBOX_CONFIG"
 # Fields a message template may use (filled from the call, its order and the campaign).
 TEMPLATE_FIELDS = frozenset({"product", "price", "merchant", "host", "platform", "order_id",
                              "buyer_name", "h5_url", "remedy", "remedy_text"})
 
 
-class OutboxConfigError(ValueError):
-    """config/outbox.yaml is missing or invalid; the message lists file:line: field: problem."""
+class OutboxConfigError(ConfigError, ValueError):
+    """The outbox rules file is missing or invalid; the message lists file:line: field: problem."""
 
 
 class _Strict(BaseModel):
@@ -80,57 +77,12 @@ class OutboxConfig(_Strict):
         return v
 
 
-def default_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_PATH)
-
-
-def load_outbox_config(path: str | Path | None = None) -> OutboxConfig:
-    """Load and validate the outbox rules; defaults when the default file does not exist."""
-    file = Path(path) if path else default_path()
-    if not file.exists():
-        if path:
-            raise OutboxConfigError(f"{file}: file not found")
-        return OutboxConfig()
-    try:
-        text = file.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutboxConfigError(f"{file}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise OutboxConfigError(f"{where}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise OutboxConfigError(f"{file}:1: the top level must be a mapping")
-    try:
-        return OutboxConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = _nearest_line(lines, loc)
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{file}:{line}: {field}: {err['msg']}")
-        raise OutboxConfigError("\n".join(problems)) from exc
-
-
-def _key_lines(node: Any, loc: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is None:
-        return lines
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines.update(_key_lines(value, loc + (key.value,)))
-            lines[loc + (key.value,)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_key_lines(item, loc + (i,)))
-    return lines
-
-
-def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
-    while loc and loc not in lines:
-        loc = loc[:-1]
-    return lines.get(loc, 1)
+def load_outbox_config(path: str | Path | None = None, *,
+                       settings: Settings | None = None) -> OutboxConfig:
+    """Load and validate the outbox rules of ``path``, else of the settings' ``outbox`` (the
+    built-in defaults when that file does not exist)."""
+    if path:
+        return load_model(OutboxConfig, path, error=OutboxConfigError)
+    file = (settings or load_settings()).outbox
+    return load_model(OutboxConfig, file, error=OutboxConfigError) if file.exists() \
+        else OutboxConfig()

@@ -1,6 +1,6 @@
 """ivr.regions: region dialing exceptions from what phonenumbers knows about the callee.
 
-    rules = load_rules()              # config/regions.yaml, validated (file:line: field)
+    rules = load_rules(settings.regions)  # the rules ivr.yaml names (file:line: field)
     d = rules.decide("+8613999123456")  # Decision(action="message", reason=..., message=...)
     ok, why = guard_allows("8613999123456")   # the dialplan guard's question (fails closed)
 """

@@ -10,15 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ivr.regions.rules import RuleSet, default_rules_path, load_rules
-from ivr.yamlfile import YamlConfigError
+from ivr.cli import Group, settings_from
+from ivr.regions.rules import RuleSet, load_rules
 
 _FILE_KEY = "ivr.regions_file"
 ACTION_STYLE = {"call": "green", "skip": "red", "message": "yellow"}
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = 2
 
 
 def _console() -> Console:
@@ -26,15 +22,13 @@ def _console() -> Console:
 
 
 def _rules(ctx: click.Context) -> RuleSet:
-    try:
-        return load_rules(ctx.meta.get(_FILE_KEY) or default_rules_path())
-    except YamlConfigError as exc:
-        raise ConfigProblem(str(exc)) from exc
+    """The rules given with --rules, else the ones ivr.yaml names (what the guard uses)."""
+    return load_rules(ctx.meta.get(_FILE_KEY) or settings_from(ctx).regions)
 
 
-@click.group()
+@click.group(cls=Group)
 @click.option("--rules", "-r", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Rules file (default: $IVR_REGIONS or config/regions.yaml).")
+              help="Rules file (default: `regions` in ivr.yaml).")
 @click.pass_context
 def regions(ctx: click.Context, rules_file: Path | None) -> None:
     """Region dialing exceptions (skip, follow-up message, other trunk / caller pool / prefix).
@@ -44,7 +38,7 @@ def regions(ctx: click.Context, rules_file: Path | None) -> None:
       ivr regions check +8613999123456 +8613912345678
       ivr regions rules
     """
-    ctx.meta[_FILE_KEY] = rules_file or default_rules_path()
+    ctx.meta[_FILE_KEY] = rules_file
 
 
 @regions.command()

@@ -9,16 +9,15 @@ a plain call. An invalid number is skipped (fail closed).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr.config import PROJECT_ROOT
+from ivr.config import load_settings
 from ivr.phone import InvalidNumber, number_info, parse_e164
 from ivr.regions.geo import (
     NUMBER_TYPES,
@@ -29,10 +28,8 @@ from ivr.regions.geo import (
     number_types,
     suggest,
 )
-from ivr.yamlfile import YamlConfigError, format_errors, load_yaml, problem
+from ivr.yamlfile import YamlConfigError, YamlDoc, load_yaml, mapping, validate
 
-REGIONS_ENV = "IVR_REGIONS"
-DEFAULT_RULES_FILE = PROJECT_ROOT / "config" / "regions.yaml"
 Action = Literal["call", "skip", "message"]
 
 _TEMPLATES = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -254,28 +251,23 @@ def _matches(m: Match, country: str, region: str, city: str, carrier: str,
 
 
 def default_rules_path() -> Path:
-    return Path(os.environ.get(REGIONS_ENV) or DEFAULT_RULES_FILE)
+    """The rules file in force: the settings' ``regions``."""
+    return load_settings().regions
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
     """Load and validate a rules file; raises YamlConfigError (file:line: field: problem)."""
     file = Path(path) if path else default_rules_path()
-    data, lines = load_yaml(file)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise YamlConfigError(file, [problem(file, lines, (), "the top level must be a mapping")])
-    dups = _duplicate_names(file, lines, data.get("rules"))
+    doc = load_yaml(file)
+    data = mapping(doc)
+    dups = _duplicate_names(doc, data.get("rules"))
     if dups:
-        raise YamlConfigError(file, dups)
-    try:
-        parsed = RulesFile.model_validate(data)
-    except ValidationError as exc:
-        raise YamlConfigError(file, format_errors(file, lines, exc)) from exc
+        raise YamlConfigError(dups, path=file)
+    parsed = validate(RulesFile, data, doc)
     return RuleSet(rules=tuple(parsed.rules), source=str(file))
 
 
-def _duplicate_names(file: Path, lines: dict[Any, int], items: Any) -> list[str]:
+def _duplicate_names(doc: YamlDoc, items: Any) -> list[str]:
     if not isinstance(items, list):
         return []
     first: dict[str, int] = {}
@@ -285,8 +277,8 @@ def _duplicate_names(file: Path, lines: dict[Any, int], items: Any) -> list[str]
         if not isinstance(name, str):
             continue
         if name in first:
-            out.append(problem(file, lines, ("rules", i, "name"),
-                               f"rule name {name!r} is already used by rules[{first[name]}]"))
+            out.append(doc.problem(("rules", i, "name"),
+                                   f"rule name {name!r} is already used by rules[{first[name]}]"))
         else:
             first[name] = i
     return out

@@ -69,6 +69,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
+from ivr.errors import StateError
 from ivr.phone import InvalidNumber, number_info
 from ivr.store import now_iso
 
@@ -80,7 +81,7 @@ DIMENSIONS = ("segment", "voice", "hour", "caller_id", "region")
 REPORT_STEPS = 4 + len(DIMENSIONS)  # funnel, each dimension, merchants, hosts, suggestions
 
 
-class ReportError(LookupError):
+class ReportError(StateError, LookupError):
     """The report cannot be built (e.g. unknown campaign); the message says why."""
 
 

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ivr.errors import ConfigError
+from ivr.yamlfile import YamlConfigError, load_yaml
 
 LANGUAGES = ("cmn", "ko", "en")
 GENDERS = ("male", "female")
@@ -26,7 +27,7 @@ _FIELDS = ("name", "language", "espeak_voice", "gender", "variant", "rate", "pit
 _REQUIRED = ("name", "language", "espeak_voice", "gender")
 
 
-class VoiceError(ValueError):
+class VoiceError(ConfigError, ValueError):
     """A voice profile is invalid; the message names the file, line and field."""
 
 
@@ -89,17 +90,6 @@ def _espeak_list(arg: str) -> str:
                               text=True, timeout=20).stdout
     except FileNotFoundError as exc:
         raise VoiceError("espeak-ng is not installed (apt-get install espeak-ng)") from exc
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """Line (1-based) of each top-level key, for error messages."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
 def parse_profile(data: Any, source: str = "<profile>", lines: dict[str, int] | None = None
@@ -172,14 +162,12 @@ def _number(value: Any, kind: type, bounds: tuple[float, float], field: str, fai
 
 
 def load_voice_file(path: Path) -> VoiceProfile:
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise VoiceError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    return parse_profile(data, str(path), _key_lines(text))
+        doc = load_yaml(path)  # the operator-file loader: UTF-8, no repeated keys or alias bombs
+    except YamlConfigError as exc:
+        raise VoiceError(exc.problems, path=path) from exc
+    lines = {str(loc[0]): line for loc, line in doc.lines.items() if len(loc) == 1}
+    return parse_profile(doc.data, str(path), lines)
 
 
 def load_voices(directory: Path | str) -> dict[str, VoiceProfile]:

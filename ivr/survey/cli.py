@@ -10,13 +10,13 @@ from typing import Any
 
 import click
 
-from ivr.cli import settings_from
+from ivr.cli import Group, settings_from
 from ivr.store import CallRecorder, open_db
 from ivr.survey.engine import SurveyRun
 from ivr.survey.loader import ScriptError, load_script
 from ivr.survey.script import RESULT_FIELDS, Script
 from ivr.survey.simulate import ScriptedDialog, TerminalDialog, split_answers
-from ivr.survey.vocab import VocabularyError, vocabulary_for
+from ivr.survey.vocab import vocabulary_for
 
 # A plausible order per language for simulations (override with --order).
 SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
@@ -31,7 +31,7 @@ SAMPLE_ORDERS: dict[str, dict[str, Any]] = {
 }
 
 
-@click.group()
+@click.group(cls=Group)
 def survey() -> None:
     """Survey scripts: validate them and look at their graph.
 
@@ -71,10 +71,7 @@ def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
     """
     vocabulary = None
     if model_lang or model_path:
-        try:
-            vocabulary = vocabulary_for(model_lang or "", settings_from(ctx), model_path)
-        except VocabularyError as exc:
-            raise click.ClickException(str(exc)) from exc
+        vocabulary = vocabulary_for(model_lang or "", settings_from(ctx), model_path)
     failed = 0
     for f in files:
         try:

@@ -1,8 +1,10 @@
 """Load a survey script and report every problem in it at once, each with file, line and node.
 
-Lines come from the YAML node marks (``yaml.compose``), so a message points at the key the
-operator has to fix. Structure is checked per node with pydantic (a broken node does not hide the
-problems of the others), then the graph and the data: unknown targets, unreachable nodes, nodes
+The file is read by the operator-file loader (:mod:`ivr.yamlfile`: UTF-8, YAML 1.2 booleans so
+intents may be named yes/no/on, bounded aliases); lines come from the YAML node marks, so a message
+points at the key the operator has to fix, and a key written twice is one of the problems.
+Structure is checked per node with pydantic (a broken node does not hide the problems of the
+others), then the graph and the data: unknown targets, unreachable nodes, nodes
 without exit, template fields the orders do not have, missing phrases, duplicate DTMF keys, bad
 outcomes and result fields, and (given a vocabulary) phrase words the speech model does not know.
 """
@@ -19,9 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import sqlite_utils
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from ivr.errors import ConfigError
 from ivr.store import campaign_schema
 from ivr.survey.render import all_templates, template_fields
 from ivr.survey.script import (
@@ -42,6 +44,7 @@ from ivr.survey.script import (
     Script,
     TransferPolicy,
 )
+from ivr.yamlfile import YamlConfigError, parse, read_text
 
 Vocabulary = Callable[[str], bool]
 Path_ = tuple[Any, ...]
@@ -65,14 +68,15 @@ class Problem:
         return f"{loc}: {self.where}: {self.message}" if self.where else f"{loc}: {self.message}"
 
 
-class ScriptError(Exception):
+class ScriptError(ConfigError):
     """A script cannot be used; ``problems`` lists every reason, str() is readable."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
         n = len(problems)
-        head = f"{n} problem{'s' if n != 1 else ''} in survey script"
-        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
+        head = f"{n} problem{'s' if n != 1 else ''} in survey script:"
+        super().__init__([head, *(f"  {p}" for p in problems)],
+                         path=problems[0].file if problems else None)
+        self.problems = problems
 
 
 @lru_cache(maxsize=1)
@@ -81,54 +85,6 @@ def order_fields() -> frozenset[str]:
     db = sqlite_utils.Database(memory=True)
     campaign_schema(db)
     return frozenset(db["orders"].columns_dict)
-
-
-# --- YAML with line numbers -------------------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    """Safe loader with YAML 1.2 booleans: only true/false, so intents may be named yes/no/on."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-for _first in "tTfF":
-    _Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (
-        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
-
-
-def _walk_marks(node: yaml.Node, path: Path_, lines: dict[Path_, int],
-                dups: list[tuple[Path_, int]]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
-            line = k.start_mark.line + 1
-            if key in seen:
-                dups.append((path + (key,), line))
-            seen.add(key)
-            lines[path + (key,)] = line
-            _walk_marks(v, path + (key,), lines, dups)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[path + (i,)] = item.start_mark.line + 1
-            _walk_marks(item, path + (i,), lines, dups)
-
-
-def parse_yaml(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int]]]:
-    """(data, path -> line, duplicate keys). Raises yaml.YAMLError."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}, []
-        data = loader.construct_document(node)
-    finally:
-        loader.dispose()
-    lines: dict[Path_, int] = {(): node.start_mark.line + 1}
-    dups: list[tuple[Path_, int]] = []
-    _walk_marks(node, (), lines, dups)
-    return data, lines, dups
 
 
 # --- the checker ------------------------------------------------------------------------------
@@ -184,6 +140,13 @@ def _is_type_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
 
 
+def _as_problem(text: str, file: str) -> Problem:
+    """The loader's 'file:line: message' as a Problem (a file that is no YAML at all)."""
+    head, _, message = text.removeprefix(f"{file}:").partition(": ")
+    return Problem(file, int(head), "", message) if head.isdigit() else \
+        Problem(file, 0, "", text.removeprefix(f"{file}: "))
+
+
 def where_of(path: Path_) -> str:
     if len(path) >= 2 and path[0] == "nodes":
         return f"node {path[1]!r}"
@@ -197,18 +160,19 @@ def load_script(path: str | Path, *, vocabulary: Vocabulary | None = None) -> Sc
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScriptError([Problem(file, 0, "", f"cannot read survey script: {exc}")]) from exc
+        text = read_text(path)
+    except YamlConfigError as exc:
+        problem = _as_problem(str(exc), file)  # not UTF-8 has a line; a missing file has none
+        if not problem.line:
+            problem = Problem(file, 0, "", f"cannot read survey script: {problem.message}")
+        raise ScriptError([problem]) from exc
     try:
-        data, lines, dups = parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScriptError([Problem(file, line, "", f"not valid YAML: {problem}")]) from exc
-    ck = _Checker(file, lines)
-    for dpath, _line in dups:
+        doc = parse(text, file)
+    except YamlConfigError as exc:
+        raise ScriptError([_as_problem(str(p), file) for p in exc.problems]) from exc
+    data = doc.data
+    ck = _Checker(file, dict(doc.lines))
+    for dpath in doc.duplicates:
         ck.add(dpath, f"duplicate key {dpath[-1]!r} (the later one would silently win)")
     if not isinstance(data, dict):
         ck.add((), "the top level must be a mapping with 'survey', 'start' and 'nodes'")

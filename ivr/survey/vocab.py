@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ivr.config import PROJECT_ROOT, Settings
+from ivr.errors import ConfigError
 
 
-class VocabularyError(Exception):
+class VocabularyError(ConfigError):
     """No usable model for the language; the message says what is missing."""
 
 

@@ -26,15 +26,15 @@ def test_default_files_load_and_round_trip(h: Any) -> None:
 @pytest.mark.parametrize("text,expected", [
     ("default_segment: g\nsegments:\n  g:\n    voice: v\n    windows:\n"
      "      - {start: '14:00', end: '13:00'}\n",
-     r"seg.yaml:6: segments.g.windows.0: Value error, start must be before end"),
+     r"seg.yaml:6: segments.g.windows\[0\]: start must be before end"),
     ("default_segment: g\nsegments:\n  g:\n    voice: v\n    windows:\n"
      "      - {start: 13:00, end: '14:00'}\n",
-     r"seg.yaml:6: segments.g.windows.0.start: .*quoted strings"),
+     r"seg.yaml:6: segments.g.windows\[0\].start: .*quoted strings"),
     ("default_segment: nope\nsegments:\n  g: {voice: v, windows: [{start: '1:00', end: '2:00'}]}\n",
      r"default_segment 'nope' is not defined"),
     ("default_segment: g\nsegments:\n  g: {voice: v, windows: [{start: '1:00', end: '2:00'}]}\n"
      "rules:\n  - {segment: g, colour: red}\n",
-     r"seg.yaml:5: rules.0.colour: Extra inputs are not permitted"),
+     r"seg.yaml:5: rules\[0\].colour: Extra inputs are not permitted"),
     ("default_segment: g\nsegments:\n  g: {voice: 'a b', windows: [{start: '1:00', end: '2:00'}]}"
      "\n", r"seg.yaml:3: segments.g.voice: String should match pattern"),
     ("- just a list\n", r"seg.yaml:1: the top level must be a mapping"),
