@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.call.prompts import engine  # noqa: E402
+from ivr.call.variables import CallVariables  # noqa: E402
 from ivr.dialer.ami import AmiOriginator  # noqa: E402
-from ivr.dialer.types import DialRequest  # noqa: E402
 from ivr.farend.bed import Bed  # noqa: E402
 from ivr.farend.customer_plan import Answer, plan_customer  # noqa: E402
 from ivr.farend.rtp_sniffer import RtpSniffer, turn_timings  # noqa: E402
@@ -91,10 +91,9 @@ def main() -> None:
                             import time
 
                             t0 = time.monotonic()
-                            r = await o.dial(DialRequest(
+                            r = await o.dial(CallVariables(
                                 phone="+" + number, caller_id=bed.settings.trunk.caller_id,
-                                variables={"IVR_SCRIPT": str(SCRIPT), "IVR_LANGUAGE": "ko",
-                                           "IVR_VOICE": "ko-calm-male"}))
+                                script=str(SCRIPT), language="ko", voice="ko-calm-male"))
                             lat, st = measure(sniffer, t0, time.monotonic())
                             latencies.extend(lat)
                             stops.extend(st)

@@ -39,3 +39,12 @@ def test_ivr_call_refuses_before_ami(tmp_path: Path, bad: str) -> None:
         assert "invalid phone number" in res.output or "empty phone number" in res.output
         with pytest.raises(TimeoutError):
             listener.accept()
+
+
+@pytest.mark.parametrize("var", ["IVR_DIAL_PREFIX=9&PJSIP/1", "IVR_PHONE=+8613900000000",
+                                 "IVR_NOPE=1", "IVR_ORDER_ID"])
+def test_ivr_call_var_takes_only_the_surveys_call_variables(tmp_path: Path, var: str) -> None:
+    cfg = tmp_path / "ivr.yaml"
+    cfg.write_text(yaml.safe_dump({"home": str(tmp_path)}))
+    res = CliRunner().invoke(root, ["--config", str(cfg), "call", "+8613912345678", "--var", var])
+    assert res.exit_code == 2 and "IVR_ORDER_ID" in res.output  # the message lists what may be

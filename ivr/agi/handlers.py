@@ -13,8 +13,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from ivr.agi.channel import AGIChannel
 from ivr.agi.registry import CallContext, handler
+from ivr.call.variables import CallVariables
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import (
     CALL_COMPLETED,
@@ -28,37 +28,12 @@ from ivr.store import (
 
 log = logging.getLogger(__name__)
 
-# Channel variables the dialer sets (with "__" so both Local legs inherit them).
-CALL_VARIABLES = {
-    "phone": "IVR_PHONE",
-    "caller_id": "IVR_CALLER_ID",
-    "campaign_id": "IVR_CAMPAIGN",
-    "contact_id": "IVR_CONTACT",
-    "attempt_id": "IVR_ATTEMPT",
-    "order_id": "IVR_ORDER_ID",
-    "voice": "IVR_VOICE",
-    "segment": "IVR_SEGMENT",
-    "script": "IVR_SCRIPT",
-    "language": "IVR_LANGUAGE",
-}
-_INT_FIELDS = {"contact_id", "attempt_id"}
-
-
-async def read_call_variables(agi: AGIChannel) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for field, var in CALL_VARIABLES.items():
-        value = await agi.get_variable(var)
-        if value:
-            out[field] = int(value) if field in _INT_FIELDS and value.isdigit() else value
-    return out
-
-
 @handler("guard")
 async def guard(call: CallContext) -> None:
     """Sets IVR_GUARD=allow only for a valid number that no rule forbids."""
     digits = call.args[0] if call.args else ""
-    caller_id = await call.agi.get_variable("IVR_CALLER_ID")
-    trunk = await call.agi.get_variable("IVR_TRUNK")
+    dialed = await CallVariables.read(call.agi.get_variable, ("caller_id", "trunk"))
+    caller_id, trunk = dialed.caller_id, dialed.trunk
     known = [t.name for t in call.settings.all_trunks]
     if trunk and trunk not in known:
         allowed, reason = False, f"unknown trunk {trunk!r} (configured: {', '.join(known)})"
@@ -111,7 +86,7 @@ async def _call_row(call: CallContext, *, answered: bool = False) -> CallRecorde
     (set by the dialplan as IVR_ANSWERED_EPOCH)."""
     rec = call.recorder()
     if rec.get() is None:
-        fields = await read_call_variables(call.agi)
+        fields = (await CallVariables.read(call.agi.get_variable)).call_fields()
         if answered:
             epoch = await call.agi.get_variable("IVR_ANSWERED_EPOCH")
             # IVR_ANSWERED_EPOCH is the dialplan's ${EPOCH} (Unix seconds)

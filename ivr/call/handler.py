@@ -1,9 +1,9 @@
 """The ``survey`` AGI handler: run the call's survey script through the speech layer.
 
-Which script, language, voice and order come from the channel variables the dialer set
-(IVR_SCRIPT, IVR_LANGUAGE, IVR_VOICE, IVR_ORDER_ID ...), falling back to ``ivr.yaml``. The answers
-are heard by voice (AudioSocket + Vosk, DTMF keys too) when a speech model for the survey language
-is installed, else by DTMF alone.
+Which script, language, voice and order come from the call's variables
+(:class:`~ivr.call.variables.CallVariables`, set by the dialer), falling back to ``ivr.yaml``. The
+answers are heard by voice (AudioSocket + Vosk, DTMF keys too) when a speech model for the survey
+language is installed, else by DTMF alone.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ivr.agi.handlers import read_call_variables
 from ivr.agi.registry import CallContext, handler
 from ivr.call.dtmf_dialog import AgiDtmfDialog
 from ivr.call.prompts import default_voice, engine, prompt_file
+from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.phone import InvalidNumber, number_info
 from ivr.store import add_dnc, now_iso
@@ -50,47 +50,46 @@ def choose_voice(settings: Settings, script: Script, language: str, requested: s
     return default_voice(settings, language)
 
 
-def call_context(call: CallContext, fields: dict[str, Any]) -> dict[str, Any]:
-    phone = str(fields.get("phone") or "")
+def call_context(call: CallContext, variables: CallVariables) -> dict[str, Any]:
+    phone = variables.phone
     timezone = None
     try:
         zones = number_info(phone).timezones if phone else ()
         timezone = zones[0] if zones else None
     except InvalidNumber:
         pass
-    return order_context(call.db, str(fields.get("order_id") or "") or None, phone=phone or None,
+    return order_context(call.db, variables.order_id or None, phone=phone or None,
                          platform=call.settings.platform, timezone=timezone)
 
 
 def make_dialog(call: CallContext, language: str, voice: str, source: Path) -> Dialog:
+    """Voice and keys when the language's speech model is installed, else keys only."""
     settings = call.settings
     from ivr.call.voice_dialog import voice_dialog_for
 
-    voice_dialog = voice_dialog_for(call, language, voice, str(source))
-    if voice_dialog is not None:
-        return voice_dialog
-    return AgiDtmfDialog(
+    keys = AgiDtmfDialog(
         call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
         recordings_dir=settings.recordings_dir, default_voice=voice)
+    return voice_dialog_for(settings, keys, language, voice, str(source)) or keys
 
 
 @handler("survey")
 async def survey(call: CallContext) -> None:
     """Run the survey script of this call (DTMF and, with a speech model, voice answers)."""
     agi, settings = call.agi, call.settings
-    fields = await read_call_variables(agi)
-    path = script_path(settings, str(fields.get("script") or ""))
+    variables = await CallVariables.read(agi.get_variable)
+    path = script_path(settings, variables.script)
     script = load_script(path)
-    language = str(fields.get("language") or script.language)
-    voice = choose_voice(settings, script, language, str(fields.get("voice") or "") or None)
+    language = variables.language or script.language
+    voice = choose_voice(settings, script, language, variables.voice or None)
     rec = call.recorder()
-    context = call_context(call, fields)
-    fields.update(script=script.meta.name, language=language, voice=voice)
+    context = call_context(call, variables)
     # The AGI runs on the answered leg: the survey starts the moment the customer picked up.
     rec.start(channel=agi.channel_name, transport=call.transport, context=context,
-              answered_at=now_iso(), **fields)
+              answered_at=now_iso(), **{**variables.call_fields(), "script": script.meta.name,
+                                        "language": language, "voice": voice})
     await agi.answer()
-    phone = str(fields.get("phone") or "")
+    phone = variables.phone
     dialog = make_dialog(call, language, voice, path)
     run = SurveyRun(
         script, context, dialog, rec, language=language, voice=voice,

@@ -20,11 +20,11 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ivr.call.audiosocket import AudioSocketServer, Turn, TurnOutcome
 from ivr.call.dtmf_dialog import AgiDtmfDialog, hangups_as_dialog_hangup
+from ivr.config import Settings
 from ivr.speech.confidence import ConfidenceModel, confidence_for, confidence_with
 from ivr.speech.grammar import GrammarError, question_grammar
 from ivr.speech.intents import Hypothesis
@@ -32,9 +32,6 @@ from ivr.speech.models import LoadedModel, ModelError, get_model
 from ivr.speech.recognizer import TurnEvent, TurnRecognizer
 from ivr.speech.tts import TtsEngine
 from ivr.survey.dialog import DialogHangup, InputMode, Question, Recording, TurnResult
-
-if TYPE_CHECKING:
-    from ivr.agi.registry import CallContext
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +232,12 @@ class AgiVoiceDialog:
         })
 
 
-def voice_dialog_for(call: CallContext, language: str, voice: str,
+def voice_dialog_for(settings: Settings, keys: AgiDtmfDialog, language: str, voice: str,
                      source: str) -> AgiVoiceDialog | None:
-    """A voice dialog when a speech model for ``language`` is installed; None means DTMF only."""
-    from ivr.call.prompts import engine, prompt_file
+    """A voice dialog over ``keys``' channel when a speech model for ``language`` is installed;
+    None means DTMF only."""
+    from ivr.call.prompts import engine
 
-    settings = call.settings
     if settings.speech.input == "dtmf" or language not in settings.speech.models:
         return None
     try:
@@ -250,9 +247,7 @@ def voice_dialog_for(call: CallContext, language: str, voice: str,
             raise
         log.warning("no speech model for %s, answers by keys only: %s", language, exc)
         return None
-    dtmf = AgiDtmfDialog(call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
-                         recordings_dir=settings.recordings_dir, default_voice=voice)
-    return AgiVoiceDialog(dtmf, engine(settings), model, language=language,
+    return AgiVoiceDialog(keys, engine(settings), model, language=language,
                           source=source, default_voice=voice,
                           end_silence_ms=settings.speech.endpoint_ms,
                           denoise=settings.speech.denoise,

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ivr.call.variables import CallVariables
 from ivr.campaign.lease import DEFAULT_STALE_S, CampaignLease, LeaseHeld, heartbeat_interval
 from ivr.campaign.planner import (
     DONE,
@@ -33,7 +34,7 @@ from ivr.campaign.planner import (
 )
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_iso, policy_from_json
 from ivr.campaign.yamlcfg import CampaignConfigError
-from ivr.dialer.types import DialRequest, DialResult, Originator
+from ivr.dialer.types import DialResult, Originator
 from ivr.errors import StateError
 from ivr.store import now_iso
 
@@ -382,18 +383,13 @@ class CampaignRunner:
                 "UPDATE contacts SET state = 'dialing', attempts = attempts + 1, caller_id = ?, "
                 "trunk = ?, updated_at = ? WHERE id = ?",
                 [caller_id, trunk, now_iso(), row["id"]])
-        request = DialRequest(
+        request = CallVariables(
             phone=row["phone"], caller_id=caller_id, trunk=trunk, campaign_id=self.campaign_id,
             contact_id=int(row["id"]), attempt_id=attempt_id,
+            order_id=str(row.get("order_id") or ""), voice=str(row.get("voice") or ""),
+            segment=str(row.get("segment") or ""), script=self.script, language=self.language,
             ring_timeout_s=self.policy.config.dialer.ring_timeout_s,
-            prefix=(verdict.prefix if verdict and verdict.prefix else "") or "",
-            variables={
-                "IVR_CAMPAIGN": self.campaign_id, "IVR_CONTACT": str(row["id"]),
-                "IVR_ATTEMPT": str(attempt_id), "IVR_ORDER_ID": str(row.get("order_id") or ""),
-                "IVR_VOICE": str(row.get("voice") or ""),
-                "IVR_SEGMENT": str(row.get("segment") or ""),
-                "IVR_SCRIPT": self.script, "IVR_LANGUAGE": self.language,
-            })
+            dial_prefix=(verdict.prefix if verdict and verdict.prefix else "") or "")
         self.stats.dialed += 1
         task = asyncio.create_task(self._dial(row, attempt_id, request))
         self._inflight.add(task)
@@ -411,7 +407,8 @@ class CampaignRunner:
                 return picked
         return str(row.get("caller_id") or self.default_caller_id)
 
-    async def _dial(self, row: dict[str, Any], attempt_id: int, request: DialRequest) -> None:
+    async def _dial(self, row: dict[str, Any], attempt_id: int, request: CallVariables
+                    ) -> None:
         try:
             result = await self.originator.dial(request)
         except asyncio.CancelledError:

@@ -20,8 +20,9 @@ from typing import Any
 from panoramisk import Manager
 
 from ivr.asterisk.render import ami_secret
+from ivr.call.variables import CallVariables
 from ivr.config import Settings
-from ivr.dialer.types import DialRequest, DialResult, Outcome
+from ivr.dialer.types import DialResult, Outcome
 from ivr.phone import dial_digits
 from ivr.store import now_iso
 
@@ -106,7 +107,7 @@ class AmiOriginator:
         if fut is not None and not fut.done():
             fut.set_result(dict(message))
 
-    async def dial(self, request: DialRequest) -> DialResult:
+    async def dial(self, request: CallVariables) -> DialResult:
         digits = dial_digits(request.phone)  # re-validated: nothing but digits reaches AMI
         token = uuid.uuid4().hex
         action_id = f"ivr-{token}"
@@ -115,18 +116,7 @@ class AmiOriginator:
         originated: asyncio.Future[dict[str, str]] = loop.create_future()
         self._waiters[token] = ended
         self._originated[action_id] = originated
-        variables = {
-            "IVR_TOKEN": token,
-            "IVR_PHONE": request.phone,
-            "IVR_CALLER_ID": request.caller_id,
-            "IVR_TRUNK": request.trunk,
-            "IVR_ATTEMPT": str(request.attempt_id),
-            "IVR_CAMPAIGN": request.campaign_id,
-            "IVR_CONTACT": str(request.contact_id),
-            "IVR_RING_TIMEOUT": str(request.ring_timeout_s),
-            "IVR_DIAL_PREFIX": request.prefix,
-            **request.variables,
-        }
+        variables = replace(request, token=token).to_channel()
         action = {
             "Action": "Originate",
             "ActionID": action_id,
@@ -178,7 +168,7 @@ class AmiOriginator:
 
     async def _wait_originate(self, originated: asyncio.Future[dict[str, str]],
                               ended: asyncio.Future[dict[str, str]],
-                              request: DialRequest) -> dict[str, str] | None:
+                              request: CallVariables) -> dict[str, str] | None:
         done, _ = await asyncio.wait({originated, ended}, timeout=request.ring_timeout_s + 30,
                                      return_when=asyncio.FIRST_COMPLETED)
         if originated in done:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 
 import click
 
+from ivr.call.variables import CHANNEL, CallVariables, field_of
 from ivr.cli import settings_from
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.phone import InvalidNumber, parse_e164
+
+# What --var may set: the survey's side of the call contract. The callee, caller ID and ring time
+# have their own options; the trunk, the dialed prefix and the AMI token are the dialer's.
+VAR_FIELDS = ("order_id", "voice", "segment", "script", "language", "amd", "campaign_id",
+              "contact_id", "attempt_id")
 
 
 def describe(result: DialResult) -> str:
@@ -32,7 +39,8 @@ def describe(result: DialResult) -> str:
 @click.option("--caller-id", help="E.164 number to present (default: trunk.caller_id).")
 @click.option("--ring-timeout", default=30, show_default=True, help="Seconds to let it ring.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="Extra channel variable for the survey (repeatable).")
+              help="Call variable for the survey (repeatable): "
+                   + ", ".join(CHANNEL[f] for f in VAR_FIELDS) + ".")
 @click.pass_context
 def call(ctx: click.Context, number: str, caller_id: str | None, ring_timeout: int,
          variables: tuple[str, ...]) -> None:
@@ -55,8 +63,9 @@ def call(ctx: click.Context, number: str, caller_id: str | None, ring_timeout: i
     extra: dict[str, str] = {}
     for item in variables:
         name, sep, value = item.partition("=")
-        if not sep or not name.isidentifier():
-            click.echo(f"error: --var expects NAME=VALUE, got {item!r}", err=True)
+        if not sep or field_of(name) not in VAR_FIELDS:
+            click.echo(f"error: --var expects NAME=VALUE with NAME one of "
+                       f"{', '.join(CHANNEL[f] for f in VAR_FIELDS)}; got {item!r}", err=True)
             sys.exit(2)
         extra[name] = value
     settings = settings_from(ctx)
@@ -64,9 +73,10 @@ def call(ctx: click.Context, number: str, caller_id: str | None, ring_timeout: i
 
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(settings) as originator:
-            return await originator.dial(DialRequest(
-                phone=phone, caller_id=cid or settings.trunk.caller_id, trunk=settings.trunk.name,
-                ring_timeout_s=ring_timeout, variables=extra))
+            return await originator.dial(replace(
+                CallVariables.from_channel(extra), phone=phone,
+                caller_id=cid or settings.trunk.caller_id, trunk=settings.trunk.name,
+                ring_timeout_s=ring_timeout))
 
     try:
         result = asyncio.run(run())

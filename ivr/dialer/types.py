@@ -1,31 +1,21 @@
-"""The contract between whoever decides to dial (campaign dialer, ``ivr call``) and AMI.
+"""The contract between whoever decides to dial (the campaign runner, ``ivr call``) and AMI.
 
-An :class:`Originator` places one call and returns when it has ended, with a final outcome. The
-real one (:mod:`ivr.dialer.ami`) originates through Asterisk's AMI over the PJSIP trunk; tests may
-pass a fake with the same signature.
+An :class:`Originator` places one call, described by its
+:class:`~ivr.call.variables.CallVariables` (the one call contract: callee, caller ID, trunk,
+campaign, contact, attempt, order, voice, script, ring time ...), and returns when it has ended,
+with a final outcome. The real one (:mod:`ivr.dialer.ami`) originates through Asterisk's AMI over
+the PJSIP trunk; tests may pass a fake with the same signature.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from ivr.call.variables import CallVariables
 
 Outcome = Literal["answered", "busy", "no_answer", "rejected", "congestion", "failed"]
 OUTCOMES: tuple[str, ...] = ("answered", "busy", "no_answer", "rejected", "congestion", "failed")
-
-
-@dataclass(frozen=True)
-class DialRequest:
-    phone: str  # E.164, already validated with ivr.phone.parse_e164
-    caller_id: str  # E.164 presented on the trunk
-    trunk: str = "carrier"  # PJSIP endpoint name of the trunk
-    campaign_id: str = ""
-    contact_id: int = 0
-    attempt_id: int = 0
-    # Extra channel variables for the survey (order id, voice, segment ...), set on the channel.
-    variables: dict[str, str] = field(default_factory=dict)
-    ring_timeout_s: int = 30
-    prefix: str = ""  # digits prepended to the dialed number (region rule / trunk rewrite)
 
 
 @dataclass(frozen=True)
@@ -44,6 +34,6 @@ class DialResult:
 
 
 class Originator(Protocol):
-    async def dial(self, request: DialRequest) -> DialResult:
+    async def dial(self, request: CallVariables) -> DialResult:
         """Place the call and return once it has ended (or failed to connect)."""
         ...

@@ -225,15 +225,14 @@ class Bed:
         """Originate one survey call to ``number`` (digits) over AMI; asserts it was answered."""
         import asyncio
 
+        from ivr.call.variables import CallVariables
         from ivr.dialer.ami import AmiOriginator
-        from ivr.dialer.types import DialRequest
 
         async def run() -> DialResult:
             async with AmiOriginator.from_settings(self.settings) as o:
-                return await o.dial(DialRequest(
+                return await o.dial(CallVariables(
                     phone="+" + number, caller_id=self.settings.trunk.caller_id,
-                    variables={"IVR_SCRIPT": str(script), "IVR_LANGUAGE": language,
-                               "IVR_VOICE": voice}))
+                    script=str(script), language=language, voice=voice))
 
         result = asyncio.run(run())
         assert result.outcome == "answered", self.diagnostics()

@@ -156,7 +156,7 @@ class Decision:
     action: Action
     trunk: str | None = None  # None: the caller ID's / default trunk
     caller_pool: str | None = None  # None: the default caller-ID pool
-    prefix: str = ""  # digits prepended to the dialed digits (DialRequest.prefix)
+    prefix: str = ""  # digits prepended to the dialed digits (CallVariables.dial_prefix)
     reason: str = ""
     message: str | None = None  # template of the follow-up message (action 'message')
     rule_name: str | None = None

@@ -46,10 +46,11 @@ def prompts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def vars_steps(values: dict[str, str]) -> list[Step]:
-    from ivr.agi.handlers import CALL_VARIABLES
+    """Asterisk's answers to the AGI reading the call's variables (CallVariables.read)."""
+    from ivr.call.variables import CHANNEL, CallVariables
 
     return [("GET VARIABLE", f"200 result=1 ({values[v]})" if v in values else "200 result=0")
-            for v in CALL_VARIABLES.values()]
+            for v in (CHANNEL[f] for f in CallVariables.CALL_FIELDS)]
 
 
 def test_survey_over_socket_stores_answer(tmp_path: Path, prompts: None) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import ivr.campaign  # noqa: F401  (registers the campaign schema)
+from ivr.call.variables import CallVariables
 from ivr.campaign.policy import PolicyConfig
 from ivr.campaign.segments import SegmentsConfig
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.store import open_db
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,16 +70,16 @@ def phones(n: int, start: int = 0) -> list[str]:
 class FakeOriginator:
     def __init__(self, outcomes: dict[str, list[DialResult]] | None = None,
                  default: DialResult | None = None, delay: float = 0.01,
-                 on_dial: Callable[[DialRequest], None] | None = None) -> None:
+                 on_dial: Callable[[CallVariables], None] | None = None) -> None:
         self.outcomes = {k: list(v) for k, v in (outcomes or {}).items()}
         self.default = default or DialResult("answered", sip_code=200, q850_cause=16)
         self.delay = delay
         self.on_dial = on_dial
-        self.requests: list[tuple[float, DialRequest]] = []
+        self.requests: list[tuple[float, CallVariables]] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def dial(self, request: DialRequest) -> DialResult:
+    async def dial(self, request: CallVariables) -> DialResult:
         self.requests.append((time.monotonic(), request))
         if self.on_dial:
             self.on_dial(request)

@@ -11,8 +11,9 @@ import os
 import sys
 
 import ivr.campaign  # noqa: F401
+from ivr.call.variables import CallVariables
 from ivr.campaign.runner import CampaignRunner
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.store import open_db
 
 
@@ -20,13 +21,13 @@ class LoggingOriginator:
     def __init__(self, log_path: str) -> None:
         self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115
 
-    async def dial(self, request: DialRequest) -> DialResult:
+    async def dial(self, request: CallVariables) -> DialResult:
         self.log.write(f"{request.attempt_id} {request.contact_id} {request.phone}\n")
         self.log.flush()
         os.fsync(self.log.fileno())
         await asyncio.sleep(0.25)
         # Every third number does not answer the first time (a retry path through the crash).
-        if int(request.phone[-1]) % 3 == 0 and request.variables["IVR_ATTEMPT"] and \
+        if int(request.phone[-1]) % 3 == 0 and request.attempt_id and \
                 not _answered_before(request):
             return DialResult("no_answer", q850_cause=19)
         return DialResult("answered", sip_code=200, q850_cause=16)
@@ -35,7 +36,7 @@ class LoggingOriginator:
 _SEEN: set[int] = set()
 
 
-def _answered_before(request: DialRequest) -> bool:
+def _answered_before(request: CallVariables) -> bool:
     first = request.contact_id not in _SEEN
     _SEEN.add(request.contact_id)
     return not first

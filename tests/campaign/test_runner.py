@@ -69,10 +69,12 @@ def test_variables_and_request(db: Any, fake: Any, h: Any) -> None:
     contact = contacts(db, cid)[p]
     att = attempts(db, p)[0]
     assert req.phone == p and req.caller_id == "+8610000001" and req.attempt_id == att["id"]
-    assert req.variables == {
+    assert req.to_channel() == {
+        "IVR_PHONE": p, "IVR_CALLER_ID": "+8610000001", "IVR_TRUNK": "carrier",
         "IVR_CAMPAIGN": cid, "IVR_CONTACT": str(contact["id"]), "IVR_ATTEMPT": str(att["id"]),
         "IVR_ORDER_ID": contact["order_id"], "IVR_VOICE": "v1", "IVR_SEGMENT": "general",
-        "IVR_SCRIPT": "surveys/s.yaml", "IVR_LANGUAGE": "cmn"}
+        "IVR_SCRIPT": "surveys/s.yaml", "IVR_LANGUAGE": "cmn", "IVR_RING_TIMEOUT": "30",
+        "IVR_DIAL_PREFIX": ""}
 
 
 def test_attempt_is_persisted_before_dial(db: Any, fake: Any, h: Any) -> None:

@@ -54,7 +54,7 @@ def test_region_rules_pool_and_follow_ups(db: Any, settings: Settings, fake: Any
     assert (sent[SICHUAN].trunk, sent[SICHUAN].caller_id) == ("carrier2", WEST)
     assert sent[ZHEJIANG].trunk == "carrier" and sent[ZHEJIANG].caller_id in (A, B)
     for key in ("IVR_ORDER_ID", "IVR_VOICE", "IVR_SEGMENT", "IVR_SCRIPT", "IVR_LANGUAGE"):
-        assert sent[ZHEJIANG].variables[key], key
+        assert sent[ZHEJIANG].to_channel()[key], key
     row = db.execute("SELECT state, skip_reason FROM contacts WHERE phone = ?",
                      [XINJIANG]).fetchone()
     assert row[0] == "skipped" and row[1].startswith("region rule xj")

@@ -29,9 +29,10 @@ import pytest
 from support.phrase_check import PhraseCheck, reliable_phrase, speak
 
 from ivr.call.prompts import engine
+from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.dialer.ami import AmiOriginator
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer, Say, Wait
@@ -207,11 +208,9 @@ async def dial_all(bed: Bed, numbers: list[str]) -> dict[str, DialResult]:
     async with AmiOriginator.from_settings(bed.settings) as o:
         async def one(i: int, number: str) -> DialResult:
             await asyncio.sleep(0.4 * i)  # stagger call setup a little
-            amd = {"IVR_AMD": "1"} if number == MACHINE else {}
-            return await o.dial(DialRequest(
-                phone="+" + number, caller_id=bed.settings.trunk.caller_id,
-                variables={"IVR_SCRIPT": str(SCRIPT), "IVR_LANGUAGE": "ko", "IVR_VOICE": VOICE,
-                           "IVR_ORDER_ID": order_id(number), **amd}))
+            return await o.dial(CallVariables(
+                phone="+" + number, caller_id=bed.settings.trunk.caller_id, script=str(SCRIPT),
+                language="ko", voice=VOICE, order_id=order_id(number), amd=number == MACHINE))
 
         results = await asyncio.gather(*(one(i, n) for i, n in enumerate(numbers)))
     return dict(zip(numbers, results, strict=True))

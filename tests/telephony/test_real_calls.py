@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from ivr.call.prompts import engine
+from ivr.call.variables import CallVariables
 from ivr.dialer.ami import AmiOriginator
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
@@ -57,9 +58,8 @@ def start(tmp_path: Path, **kw: object) -> Bed:
 def dial(bed: Bed, number: str) -> DialResult:
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(bed.settings) as originator:
-            return await originator.dial(DialRequest(
-                phone="+" + number, caller_id=CALLER_ID,
-                variables={"IVR_SCRIPT": str(MINI), "IVR_VOICE": "cmn-calm-male"}))
+            return await originator.dial(CallVariables(
+                phone="+" + number, caller_id=CALLER_ID, script=str(MINI), voice="cmn-calm-male"))
 
     return asyncio.run(run())
 

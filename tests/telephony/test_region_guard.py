@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.call.variables import CallVariables
 from ivr.dialer.ami import AmiOriginator
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.sipp import Customer, Wait
 
@@ -20,7 +21,7 @@ XINJIANG_MOBILE = "8613999123456"  # geocoded Urumqi, Xinjiang by phonenumbers
 def originate_by_hand(bed: Bed, number: str) -> DialResult:
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(bed.settings) as o:
-            return await o.dial(DialRequest(phone="+" + number, caller_id="+862150001001"))
+            return await o.dial(CallVariables(phone="+" + number, caller_id="+862150001001"))
 
     return asyncio.run(run())
 

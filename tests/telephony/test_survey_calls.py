@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from ivr.call.prompts import engine
+from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT
 from ivr.dialer.ami import AmiOriginator
-from ivr.dialer.types import DialRequest, DialResult
+from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.survey.loader import load_script
@@ -58,9 +59,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 def call(bed: Bed, number: str) -> DialResult:
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(bed.settings) as o:
-            return await o.dial(DialRequest(
-                phone="+" + number, caller_id="+862150001001",
-                variables={"IVR_ORDER_ID": f"O{number}", "IVR_VOICE": VOICE}))
+            return await o.dial(CallVariables(
+                phone="+" + number, caller_id="+862150001001", order_id=f"O{number}",
+                voice=VOICE))
 
     result = asyncio.run(run())
     assert result.outcome == "answered", bed.diagnostics()
