@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -58,22 +59,36 @@ def _int(value: Any) -> int | None:
         return None
 
 
-class AmiOriginator:
-    """``async with AmiOriginator.from_settings(s) as o: result = await o.dial(request)``."""
+def new_token() -> str:
+    return uuid.uuid4().hex
 
-    def __init__(self, host: str, port: int, username: str, secret: str,
-                 max_call_s: float = 1800.0) -> None:
-        self.manager = Manager(host=host, port=port, username=username, secret=secret,
-                               ping_delay=10, reconnect_timeout=2)
+
+class AmiOriginator:
+    """``async with AmiOriginator.from_settings(s) as o: result = await o.dial(request)``.
+
+    ``manager`` is a panoramisk Manager (the tests pass ``panoramisk.testing.Manager`` and replay
+    recorded AMI traffic); ``token`` makes the per-call token (random; fixed in those tests)."""
+
+    def __init__(self, manager: Manager, *, max_call_s: float = 1800.0, setup_s: float = 45.0,
+                 token: Callable[[], str] = new_token) -> None:
+        self.manager = manager
         self.max_call_s = max_call_s
+        # Beyond the ring time, how long AMI may take to say how an originate went (Asterisk
+        # itself gives up after the ring time + 15 s, the Timeout below).
+        self.setup_s = setup_s
+        self.token = token
         self._waiters: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._failed: dict[str, str] = {}  # token -> reason, from UserEvent(IvrCallFailed)
         self._originated: dict[str, asyncio.Future[dict[str, str]]] = {}
+        manager.register_event("UserEvent", self._on_user_event)
+        manager.register_event("OriginateResponse", self._on_originate_response)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AmiOriginator:
-        return cls(settings.ami.host, settings.ami.port, settings.ami.username,
-                   ami_secret(settings))
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> AmiOriginator:
+        manager = Manager(host=settings.ami.host, port=settings.ami.port,
+                          username=settings.ami.username, secret=ami_secret(settings),
+                          ping_delay=10, reconnect_timeout=2)
+        return cls(manager, **kwargs)
 
     async def __aenter__(self) -> AmiOriginator:
         await self.connect()
@@ -84,8 +99,6 @@ class AmiOriginator:
         self.close()
 
     async def connect(self) -> None:
-        self.manager.register_event("UserEvent", self._on_user_event)
-        self.manager.register_event("OriginateResponse", self._on_originate_response)
         await asyncio.wait_for(self.manager.connect(), timeout=10)
 
     def close(self) -> None:
@@ -109,7 +122,7 @@ class AmiOriginator:
 
     async def dial(self, request: CallVariables) -> DialResult:
         digits = dial_digits(request.phone)  # re-validated: nothing but digits reaches AMI
-        token = uuid.uuid4().hex
+        token = self.token()
         action_id = f"ivr-{token}"
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[dict[str, str]] = loop.create_future()
@@ -132,8 +145,15 @@ class AmiOriginator:
         }
         try:
             # panoramisk returns [Response, OriginateResponse] for an Async originate, once the
-            # call is answered or has failed.
-            response = await self.manager.send_action(action)
+            # call is answered or has failed (Asterisk gives up after Timeout).
+            try:
+                response = await asyncio.wait_for(
+                    self.manager.send_action(action),
+                    timeout=request.ring_timeout_s + self.setup_s)
+            except TimeoutError:
+                _forget_action(self.manager, action_id)
+                return DialResult("failed", cause_text="no answer to the originate on the AMI "
+                                  "connection (lost?)", ended_at=now_iso())
             messages = response if isinstance(response, list) else [response]
             if messages[0].get("Response") == "Error":
                 return DialResult("failed", cause_text=f"AMI refused: {messages[0].get('Message')}",
@@ -174,6 +194,17 @@ class AmiOriginator:
         if originated in done:
             return originated.result()
         return None
+
+
+def _forget_action(manager: Manager, action_id: str) -> None:
+    """panoramisk sends an action that got no answer again once it has reconnected; never an
+    Originate we gave up on: the call may be up already, a second one would ring twice."""
+    queue = manager.awaiting_actions
+    for queued in list(queue):
+        if getattr(queued, "action_id", None) == action_id:
+            queue.remove(queued)
+    if manager.protocol is not None:
+        manager.protocol.responses.pop(action_id, None)
 
 
 def _safe(value: str) -> str:

@@ -1,0 +1,63 @@
+"""Asterisk's side of the AMI connection, replayed from transcripts recorded on the bed.
+
+The transcripts (``transcripts/*.ami``, made by ``record.py``) hold what Asterisk sent after one
+real Originate, message by message. :class:`Replay` plays one through ``panoramisk.testing``'s
+Manager (a connected AMI protocol over a mock transport): once the originator has written its
+action, each recorded message is handed to the protocol as if it came off the socket, in order,
+so responses are matched to the action by its ActionID and events are dispatched as they would
+be. panoramisk's own ``stream=`` replay stops at the message that answers the action; the events
+that come later in a call (the dialing leg's UserEvent at the end) are why this plays the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from panoramisk import testing
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+def transcript(name: str) -> list[bytes]:
+    data = (TRANSCRIPTS / f"{name}.ami").read_bytes()
+    return [m.strip() + b"\n\n" for m in data.split(b"\n\n") if m.strip()]
+
+
+class Replay:
+    def __init__(self, name: str, *, cut_after: str | None = None,
+                 cut_before: str | None = None) -> None:
+        """The connection drops right after (before) the first message containing ``cut_after``
+        (``cut_before``)."""
+        self.messages = transcript(name)
+        self.cut_after = cut_after.encode() if cut_after else None
+        self.cut_before = cut_before.encode() if cut_before else None
+        # No reconnect or ping during a test: both would reach for a real socket.
+        self.manager = testing.Manager(reconnect_timeout=3600, ping_delay=3600)
+        self.played = 0
+
+    def sent(self) -> list[dict[str, list[str]]]:
+        """The actions the originator wrote, header -> values (Variable repeats)."""
+        out = []
+        for call in self.manager.protocol.transport.write.call_args_list:
+            action: dict[str, list[str]] = {}
+            for line in call.args[0].decode().splitlines():
+                key, sep, value = line.partition(": ")
+                if sep:
+                    action.setdefault(key, []).append(value)
+            out.append(action)
+        return out
+
+    async def play(self) -> None:
+        while not self.manager.protocol.transport.write.called:  # the Originate goes out first
+            await asyncio.sleep(0)
+        for message in self.messages:
+            if self.cut_before is not None and self.cut_before in message:
+                self.manager.protocol.connection_lost(None)
+                return
+            self.manager.protocol.data_received(message)
+            self.played += 1
+            await asyncio.sleep(0)
+            if self.cut_after is not None and self.cut_after in message:
+                self.manager.protocol.connection_lost(None)
+                return
