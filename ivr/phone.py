@@ -15,10 +15,26 @@ import phonenumbers
 from phonenumbers import carrier, geocoder, timezone
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# What people write in an order export: digits, an optional '+', spaces and separators.
+_WRITTEN = re.compile(r"\+?[0-9 ().\-]{5,30}")
 
 
 class InvalidNumber(ValueError):
     """The text is not a dialable E.164 number; the message says why."""
+
+
+def _text(text: object) -> str:
+    raw = "" if text is None else str(text).strip()
+    if not raw:
+        raise InvalidNumber("empty phone number")
+    return raw
+
+
+def _parse(raw: str, region: str | None) -> phonenumbers.PhoneNumber:
+    try:
+        return phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidNumber(f"invalid phone number {raw!r}: {exc}") from exc
 
 
 def parse_e164(text: str) -> str:
@@ -27,9 +43,7 @@ def parse_e164(text: str) -> str:
     Only ``+`` followed by 7-15 digits is accepted: no spaces, dashes, letters or separators,
     so nothing but digits can ever reach a dial string.
     """
-    if text is None or not str(text).strip():
-        raise InvalidNumber("empty phone number")
-    raw = str(text).strip()
+    raw = _text(text)
     if not _E164.fullmatch(raw):
         bad = sorted({c for c in raw[1:] if not c.isdigit()}) if raw.startswith("+") else []
         if not raw.startswith("+"):
@@ -39,13 +53,24 @@ def parse_e164(text: str) -> str:
         else:
             why = "must be '+' followed by 7 to 15 digits"
         raise InvalidNumber(f"invalid phone number {raw!r}: {why}")
-    try:
-        num = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidNumber(f"invalid phone number {raw!r}: {exc}") from exc
+    num = _parse(raw, None)
     if not phonenumbers.is_possible_number(num):
         raise InvalidNumber(f"invalid phone number {raw!r}: wrong length for its country")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_phone(text: object, region: str = "CN") -> str:
+    """A number as people write it (13912345678, +86 139 1234 5678, local to ``region``) ->
+    E.164, or InvalidNumber. Stricter than :func:`parse_e164` on what it accepts: the number must
+    be valid (assigned ranges), not only of a possible length."""
+    raw = _text(text)
+    if not _WRITTEN.fullmatch(raw):
+        raise InvalidNumber(f"invalid phone number {raw!r}: only digits, '+', spaces, "
+                            "'-', '.', '(' and ')' are allowed")
+    num = _parse(raw, region)
+    if not phonenumbers.is_valid_number(num):
+        raise InvalidNumber(f"invalid phone number {raw!r}: not a valid number")
+    return parse_e164(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164))
 
 
 def dial_digits(e164: str) -> str:
@@ -82,6 +107,19 @@ def number_info(e164: str) -> NumberInfo:
         is_mobile=ntype in (phonenumbers.PhoneNumberType.MOBILE,
                             phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE),
     )
+
+
+def callee_zones(phone: str | None, stored: str | None = None) -> tuple[str, ...]:
+    """The callee's IANA time zones: those stored with the contact (comma-separated, as the
+    planner writes ``contacts.timezone``), else what phonenumbers knows of the number; () when
+    neither says (an invalid number included)."""
+    zones = tuple(z for z in (stored or "").split(",") if z)
+    if zones or not phone:
+        return zones
+    try:
+        return number_info(phone).timezones
+    except InvalidNumber:
+        return ()
 
 
 def _split_geo(description: str) -> tuple[str, str]:

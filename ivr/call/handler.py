@@ -17,7 +17,7 @@ from ivr.call.dtmf_dialog import AgiDtmfDialog
 from ivr.call.prompts import default_voice, engine, prompt_file
 from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT, Settings
-from ivr.phone import InvalidNumber, number_info
+from ivr.phone import callee_zones
 from ivr.store import add_dnc, now_iso
 from ivr.survey.dialog import Dialog
 from ivr.survey.engine import SurveyRun
@@ -51,15 +51,9 @@ def choose_voice(settings: Settings, script: Script, language: str, requested: s
 
 
 def call_context(call: CallContext, variables: CallVariables) -> dict[str, Any]:
-    phone = variables.phone
-    timezone = None
-    try:
-        zones = number_info(phone).timezones if phone else ()
-        timezone = zones[0] if zones else None
-    except InvalidNumber:
-        pass
-    return order_context(call.db, variables.order_id or None, phone=phone or None,
-                         platform=call.settings.platform, timezone=timezone)
+    zones = callee_zones(variables.phone)
+    return order_context(call.db, variables.order_id or None, phone=variables.phone or None,
+                         platform=call.settings.platform, timezone=zones[0] if zones else None)
 
 
 def make_dialog(call: CallContext, language: str, voice: str, source: Path) -> Dialog:

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlite_utils
 
 from ivr.errors import ConfigError
-from ivr.phone import InvalidNumber, parse_e164
+from ivr.phone import InvalidNumber, normalise_phone
 from ivr.store import now_iso
 
 REQUIRED = ("order_id", "phone", "product", "category", "price", "merchant", "host",
@@ -32,7 +31,6 @@ ALIASES = {"anchor": "host"}  # header names some platforms use
 # Columns compared to decide whether a re-imported order changed (source/imported_at are not).
 CONTENT = ("phone", "product", "category", "price", "merchant", "host", "platform", "order_time",
            "buyer_name", "is_test", "extra")
-_PHONE_CHARS = re.compile(r"\+?[0-9 ().\-]{5,30}")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"", "0", "false", "no", "n", "f"}
 REJECT_HEADER = ("line", "reason", "order_id", "raw")
@@ -60,23 +58,6 @@ class ImportSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def normalise_phone(text: Any, region: str = "CN") -> str:
-    """Local or international forms (13912345678, +86 139 1234 5678) -> E.164, or InvalidNumber."""
-    raw = "" if text is None else str(text).strip()
-    if not raw:
-        raise InvalidNumber("empty phone number")
-    if not _PHONE_CHARS.fullmatch(raw):
-        raise InvalidNumber(f"invalid phone number {raw!r}: only digits, '+', spaces, "
-                            "'-', '.', '(' and ')' are allowed")
-    try:
-        num = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidNumber(f"invalid phone number {raw!r}: {exc}") from exc
-    if not phonenumbers.is_valid_number(num):
-        raise InvalidNumber(f"invalid phone number {raw!r}: not a valid number")
-    return parse_e164(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164))
 
 
 def parse_price(value: Any) -> float:

@@ -155,9 +155,8 @@ def _plan_contacts(db: sqlite_utils.Database, cid: str, result: PlanResult,
             if dnc:
                 result.excluded_dnc += 1
                 continue
-            region, zones = geo.lookup(phone)
-            if not zones and policy.unknown_timezone != "skip":
-                zones = (policy.unknown_timezone,)
+            region, found = geo.lookup(phone)
+            zones = policy.zones_or_fallback(found)
             tz = zone_text.get(zones)
             if tz is None:
                 tz = zone_text[zones] = ",".join(zones)

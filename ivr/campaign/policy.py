@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ivr.campaign.segments import LocalTimes, SegmentsConfig
 from ivr.campaign.yamlcfg import CampaignConfigError, Strict, load_yaml_model, validate_model
-from ivr.phone import InvalidNumber, number_info
+from ivr.phone import callee_zones
 
 _ORDER_FIELDS = {"order_id", "phone", "product", "category", "merchant", "host", "platform",
                  "buyer_name", "extra", "source"}
@@ -117,6 +117,12 @@ class PolicyConfig(Strict):
     circuit_breaker: Breaker = Breaker()
     dialer: DialerSettings = DialerSettings()
     selection: Selection = Selection()
+
+    def zones_or_fallback(self, zones: tuple[str, ...]) -> tuple[str, ...]:
+        """The callee's zones, else the zone to assume (none when unknown numbers are skipped)."""
+        if zones or self.unknown_timezone == "skip":
+            return zones
+        return (self.unknown_timezone,)
 
     @field_validator("unknown_timezone")
     @classmethod
@@ -233,16 +239,8 @@ class ContactPolicy:
         return sorted(parse_iso(r[0]) for r in rows if r[0])
 
     def zones_for(self, contact: Mapping[str, Any]) -> tuple[str, ...]:
-        text = str(contact.get("timezone") or "")
-        zones = tuple(z for z in text.split(",") if z)
-        if not zones:
-            try:
-                zones = number_info(str(contact["phone"])).timezones
-            except InvalidNumber:
-                zones = ()
-        if not zones and self.config.unknown_timezone != "skip":
-            zones = (self.config.unknown_timezone,)
-        return zones
+        return self.config.zones_or_fallback(
+            callee_zones(str(contact["phone"]), contact.get("timezone")))
 
     # ---- pure core (no I/O): what the planner calls in bulk ----------------------------------
     def allowed_minutes(self, segment: str, weekday: int) -> list[tuple[int, int]]:

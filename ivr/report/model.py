@@ -57,7 +57,6 @@ carry a transcript, a DTMF entry or a recording.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlite_utils
 
 from ivr.errors import StateError
-from ivr.phone import InvalidNumber, number_info
+from ivr.phone import callee_zones
 from ivr.store import now_iso
 
 DEFAULT_RECTIFY_THRESHOLD = Fraction(3, 10)
@@ -479,10 +478,8 @@ def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -
 
 @lru_cache(maxsize=4096)
 def _zone(tz_name: str, phone: str) -> ZoneInfo:
-    candidates = [tz_name] if tz_name else []
-    if phone:
-        with contextlib.suppress(InvalidNumber, ValueError):
-            candidates += list(number_info(phone).timezones)
+    # the contact's stored zone first, then the number's (a stored name may be unusable)
+    candidates = [*callee_zones(None, tz_name), *callee_zones(phone)]
     for name in candidates:
         try:
             return ZoneInfo(name)

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ivr.phone import callee_zones
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.survey.render import confirmation_texts, render_prompt, render_text
@@ -56,7 +57,8 @@ def campaign_prompts(db: sqlite_utils.Database, campaign_id: str, *, platform: s
         "select phone, order_id, voice, timezone from contacts where campaign_id = ? "
         "and state in ('pending', 'retry')", [campaign_id]).fetchall()
     for phone, order_id, voice, tz in rows:
+        zones = callee_zones(None, tz)  # the stored zones only, as the planner wrote them
         ctx = order_context(db, order_id, phone=phone, platform=platform,
-                            timezone=(tz or "").split(",")[0] or None)
+                            timezone=zones[0] if zones else None)
         for text in script_prompts(script, ctx, language):
             yield text, voice or script.meta.voice or default_voice
