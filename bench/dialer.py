@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.campaign.wiring import run_campaign  # noqa: E402
 from ivr.farend.bed import Bed  # noqa: E402
-from ivr.farend.campaign import import_and_plan, invites_per_number, start_customers  # noqa: E402
+from ivr.farend.campaign import import_and_plan, invites_per_number  # noqa: E402
 from ivr.farend.sipp import Customer, HangUp, Wait  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.cmn.yaml"
@@ -62,7 +62,7 @@ def main() -> None:
                                    voice="cmn-calm-male", max_concurrent=args.max_concurrent,
                                    cps=args.cps, max_attempts=1)
             cid = plan["campaign_id"]
-            start_customers(bed, [Customer(p[1:], actions=[Wait(args.talk_ms), HangUp()])
+            bed.start_customers([Customer(p[1:], actions=[Wait(args.talk_ms), HangUp()])
                                   for p in phones])
             t0 = time.monotonic()
             stats = asyncio.run(run_campaign(bed.settings, bed.db(), cid, handle_signals=False,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,8 +121,7 @@ def _customers(bed: Bed, campaign_id: str) -> list[Customer]:
 
 def _ivr(bed: Bed, console: Console, *args: str) -> str:
     console.print(f"\n[bold cyan]$ ivr {' '.join(args)}[/]")
-    proc = subprocess.run([sys.executable, "-m", "ivr", *args], env=bed.env(), text=True,
-                          capture_output=True, cwd=PROJECT_ROOT)
+    proc = bed.ivr(*args)
     out = proc.stdout + (proc.stderr if proc.returncode else "")
     console.print(out.rstrip(), markup=False, highlight=False)
     if proc.returncode not in (0, 1):

@@ -16,7 +16,7 @@ voices and survey scripts all go through :func:`parse`, so they follow the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,6 +175,28 @@ def load_model(model: type[M], path: Path | str, *, error: type[ConfigError] = Y
     except YamlConfigError as exc:
         raise error(exc.problems, path=path) from exc
     return validate(model, mapping(doc, error=error, empty_ok=empty_ok), doc, error=error)
+
+
+def repeated(doc: YamlDoc, section: str, key: str,
+             message: Callable[[str, int], str]) -> list[str]:
+    """One problem per item of the top-level list ``section`` whose ``key`` repeats an earlier
+    item's, reported at the later item: ``message(value, index of the first)``. A model can only
+    say 'twice'; this says where."""
+    items = doc.data.get(section) if isinstance(doc.data, dict) else None
+    if not isinstance(items, list):
+        return []
+    first: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(items):
+        value = item.get(key) if isinstance(item, dict) else None
+        if not isinstance(value, str):
+            continue
+        value = value.strip()
+        if value in first:
+            out.append(doc.problem((section, i, key), message(value, first[value])))
+        else:
+            first[value] = i
+    return out
 
 
 def mapping(doc: YamlDoc, *, error: type[ConfigError] = YamlConfigError,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ivr.config import load_settings
 from ivr.phone import InvalidNumber, number_info, parse_e164
-from ivr.yamlfile import YamlConfigError, YamlDoc, load_yaml, mapping, validate
+from ivr.yamlfile import YamlConfigError, load_yaml, mapping, repeated, validate
 
 
 class _Strict(BaseModel):
@@ -164,26 +164,8 @@ def load_pool(path: str | Path | None = None) -> PoolConfig:
     file = Path(path) if path else load_settings().numbers
     doc = load_yaml(file)
     data = mapping(doc)
-    dups = _duplicates(doc, data.get("numbers"))
+    dups = repeated(doc, "numbers", "number",
+                    lambda number, first: f"{number} is already listed at numbers[{first}]")
     if dups:
         raise YamlConfigError(dups, path=file)
     return validate(PoolConfig, {**data, "source": str(file)}, doc)
-
-
-def _duplicates(doc: YamlDoc, items: Any) -> list[str]:
-    """A number listed twice is reported at its second line (the model only knows 'twice')."""
-    if not isinstance(items, list):
-        return []
-    first: dict[str, int] = {}
-    out = []
-    for i, item in enumerate(items):
-        raw = item.get("number") if isinstance(item, dict) else None
-        if not isinstance(raw, str):
-            continue
-        key = raw.strip()
-        if key in first:
-            out.append(doc.problem(("numbers", i, "number"),
-                                   f"{key} is already listed at numbers[{first[key]}]"))
-        else:
-            first[key] = i
-    return out

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ivr.asterisk.process import Asterisk
-from ivr.config import Settings, load_settings
+from ivr.config import PROJECT_ROOT, Settings, load_settings
 from ivr.farend.sipp import Customer, SippCustomer
 from ivr.store import open_db
 
@@ -115,6 +115,11 @@ class Bed:
         env["IVR_CONFIG"] = str(self.config_file)
         env.pop("IVR_HOME", None)
         return env
+
+    def ivr(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``ivr ARGS`` run the way an operator runs it, against this bed's ivr.yaml."""
+        return subprocess.run([sys.executable, "-m", "ivr", *args], env=self.env(),
+                              capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
 
     def start(self) -> None:
         # Asterisk inherits IVR_CONFIG, so classic AGI processes find this bed's settings.

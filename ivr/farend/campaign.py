@@ -1,6 +1,6 @@
-"""Helpers for real-call campaign tests and the dialer bench (additive; the bed is unchanged).
+"""Campaigns on a bed, for the real-call campaign tests and the dialer bench.
 
-* :func:`start_customers`: ``Bed.start_customers``; "reject B, answer everyone else" is stated as
+* Customers go in with ``Bed.start_customers``; "reject B, answer everyone else" is stated as
   ``[Customer(n, reject=603, from_user=B), Customer(n, actions=...)]``.
 * :func:`invites_per_number`: INVITEs per dialed number in sipp's message trace.
 * :func:`all_day_policy` / :func:`all_day_segments`: campaign config files that allow "now".
@@ -12,7 +12,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,15 +20,7 @@ from typing import Any
 
 import yaml
 
-from ivr.config import PROJECT_ROOT
 from ivr.farend.bed import Bed
-from ivr.farend.sipp import Customer
-
-
-def start_customers(bed: Bed, customers: Sequence[Customer]) -> None:
-    """(Re)start the bed's sipp; per-caller-ID customers fall through to the next match."""
-    bed.start_customers(customers)
-
 
 _INVITE = re.compile(r"^INVITE sip:(\d+)@", re.M)
 _FROM = re.compile(r"^From:.*?sip:\+?(\d+)@", re.M)
@@ -112,9 +103,8 @@ def write_orders(path: Path, phones: Sequence[str], *, product: str = "婴儿湿
 
 def campaign_cli(bed: Bed, *args: str, check: bool = True,
                  timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``ivr campaign ARGS`` as a subprocess against the bed's config (IVR_CONFIG)."""
-    proc = subprocess.run([sys.executable, "-m", "ivr", "campaign", *args], env=bed.env(),
-                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
+    """``ivr campaign ARGS`` against the bed's config; an error fails the caller (``check``)."""
+    proc = bed.ivr("campaign", *args, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"ivr campaign {' '.join(args)} -> {proc.returncode}\n"
                              f"{proc.stdout}\n{proc.stderr}")

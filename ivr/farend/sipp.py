@@ -122,7 +122,7 @@ class ScenarioBuilder:
         return "".join(parts)
 
     def _branch(self, c: Customer) -> str:
-        out = [_send_provisional(180)]
+        out = [_reply(180, "Ringing", contact=True)]
         if c.no_answer:
             # Ring until Asterisk CANCELs: 200 to the CANCEL, 487 to the INVITE.
             out.append(_RING_FOREVER)
@@ -130,7 +130,7 @@ class ScenarioBuilder:
         if c.ring_ms:
             out.append(f'  <pause milliseconds="{c.ring_ms}"/>\n')
         if c.reject:
-            out.append(_send_final(c.reject, REASONS.get(c.reject, "Rejected")))
+            out.append(_reply(c.reject, REASONS.get(c.reject, "Rejected")))
             out.append('  <recv request="ACK"/>\n  <nop hide="true" next="end"/>\n')
             return "".join(out)
         out.append(_ANSWER)
@@ -168,7 +168,7 @@ class ScenarioBuilder:
             # Stay on the line until the IVR hangs up (its BYE lands in _unexp.main if we are
             # still pausing; here we wait for it explicitly).
             out.append('  <recv request="BYE"/>\n')
-            out.append(_send_final(200, "OK"))
+            out.append(_reply(200, "OK"))
         out.append('  <nop hide="true" next="end"/>\n')
         return "".join(out)
 
@@ -190,24 +190,10 @@ _RECV_INVITE = """  <recv request="INVITE" crlf="true">
 """
 
 
-def _send_provisional(code: int) -> str:
-    return f"""  <send>
-    <![CDATA[
-SIP/2.0 {code} Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-
-    ]]>
-  </send>
-"""
-
-
-def _send_final(code: int, reason: str, cseq: str = "[last_CSeq:]") -> str:
+def _reply(code: int, reason: str, *, cseq: str = "[last_CSeq:]", contact: bool = False) -> str:
+    """sipp's response to the request it received last (the INVITE, or a CANCEL)."""
+    contact_line = "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n" if contact \
+        else ""
     return f"""  <send>
     <![CDATA[
 SIP/2.0 {code} {reason}
@@ -216,7 +202,7 @@ SIP/2.0 {code} {reason}
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
 {cseq}
-Content-Length: 0
+{contact_line}Content-Length: 0
 
     ]]>
   </send>
@@ -270,8 +256,8 @@ Content-Length: 0
 """
 
 # Ring until the caller gives up: 200 to its CANCEL, then 487 to the INVITE.
-_RING_FOREVER = ('  <recv request="CANCEL"/>\n' + _send_final(200, "OK")
-                 + _send_final(487, "Request Terminated", "CSeq: [cseq] INVITE")
+_RING_FOREVER = ('  <recv request="CANCEL"/>\n' + _reply(200, "OK")
+                 + _reply(487, "Request Terminated", cseq="CSeq: [cseq] INVITE")
                  + '  <recv request="ACK"/>\n  <nop hide="true" next="end"/>\n')
 
 # A BYE (or anything else) arriving while a branch is pausing or streaming lands here.

@@ -28,7 +28,7 @@ from ivr.regions.geo import (
     number_types,
     suggest,
 )
-from ivr.yamlfile import YamlConfigError, YamlDoc, load_yaml, mapping, validate
+from ivr.yamlfile import YamlConfigError, load_yaml, mapping, repeated, validate
 
 Action = Literal["call", "skip", "message"]
 
@@ -260,25 +260,9 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     file = Path(path) if path else default_rules_path()
     doc = load_yaml(file)
     data = mapping(doc)
-    dups = _duplicate_names(doc, data.get("rules"))
+    dups = repeated(doc, "rules", "name",
+                    lambda name, first: f"rule name {name!r} is already used by rules[{first}]")
     if dups:
         raise YamlConfigError(dups, path=file)
     parsed = validate(RulesFile, data, doc)
     return RuleSet(rules=tuple(parsed.rules), source=str(file))
-
-
-def _duplicate_names(doc: YamlDoc, items: Any) -> list[str]:
-    if not isinstance(items, list):
-        return []
-    first: dict[str, int] = {}
-    out = []
-    for i, item in enumerate(items):
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            out.append(doc.problem(("rules", i, "name"),
-                                   f"rule name {name!r} is already used by rules[{first[name]}]"))
-        else:
-            first[name] = i
-    return out

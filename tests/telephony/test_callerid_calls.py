@@ -20,7 +20,7 @@ from ivr.campaign.wiring import REGION_MESSAGE_KIND, run_campaign
 from ivr.config import PROJECT_ROOT
 from ivr.farend import campaign as helpers
 from ivr.farend.bed import Bed
-from ivr.farend.campaign import invites_from, start_customers
+from ivr.farend.campaign import invites_from
 from ivr.farend.sipp import Customer, HangUp, Wait
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
@@ -55,7 +55,7 @@ def test_same_callee_keeps_its_caller_id_across_retries(bed: Bed, tmp_path: Path
                                    voice="cmn-calm-male", max_concurrent=1, cps=2,
                                    backoff_s=6.0, days_ago=20, days=25)
     cid = plan["campaign_id"]
-    start_customers(bed, [Customer(s1[1:], reject=486), quick(s2[1:]), quick(s3[1:])])
+    bed.start_customers([Customer(s1[1:], reject=486), quick(s2[1:]), quick(s3[1:])])
 
     async def go() -> Any:
         run = asyncio.create_task(run_campaign(bed.settings, bed.db(), cid,
@@ -67,7 +67,7 @@ def test_same_callee_keeps_its_caller_id_across_retries(bed: Bed, tmp_path: Path
             if len(ended) >= 3 or run.done():
                 break
             await asyncio.sleep(0.1)
-        start_customers(bed, [quick(s1[1:])])
+        bed.start_customers([quick(s1[1:])])
         return await run
 
     stats = asyncio.run(go())
@@ -108,7 +108,7 @@ def test_rejected_caller_id_is_flagged_and_rotated_out_mid_campaign(bed: Bed,
     for i, c in enumerate(callees):
         customers += [Customer(c[1:], reject=603 if i % 2 else 608, from_user=B[1:]),
                       quick(c[1:])]
-    start_customers(bed, customers)
+    bed.start_customers(customers)
     stats = asyncio.run(run_campaign(bed.settings, bed.db(), cid, handle_signals=False,
                                      poll_interval_s=0.2))
     assert stats.status == "done", (stats, bed.diagnostics())

@@ -24,7 +24,7 @@ from ivr.config import PROJECT_ROOT
 from ivr.farend import campaign as helpers
 from ivr.farend.bed import Bed
 from ivr.farend.campaign import campaign_cli as cli
-from ivr.farend.campaign import invites_per_number, start_customers
+from ivr.farend.campaign import invites_per_number
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
 from ivr.survey.loader import load_script
@@ -82,7 +82,7 @@ def test_twenty_contact_campaign(bed: Bed, tmp_path: Path) -> None:
     digits = ANSWER + BUSY + DECLINE + SPAM + NO_ANSWER
     cid = import_and_plan(bed, tmp_path, "twenty", digits, max_attempts=3, backoff_s=1.0,
                           ring_timeout_s=5, max_concurrent=4, cps=2, days_ago=20, days=25)
-    start_customers(bed, [answering(bed, d) for d in ANSWER]
+    bed.start_customers([answering(bed, d) for d in ANSWER]
                     + [Customer(d, reject=486) for d in BUSY]
                     + [Customer(d, reject=603) for d in DECLINE]
                     + [Customer(d, reject=608) for d in SPAM]
@@ -146,7 +146,7 @@ def test_kill_dialer_mid_campaign_and_restart(bed: Bed, tmp_path: Path) -> None:
     digits = [number(i) for i in range(40, 48)]
     cid = import_and_plan(bed, tmp_path, "kill", digits, max_concurrent=2, cps=2,
                           backoff_s=1.0, days_ago=1, days=5)
-    start_customers(bed, [answering(bed, d) for d in digits])
+    bed.start_customers([answering(bed, d) for d in digits])
 
     def count(sql: str) -> int:
         return int(bed.db().execute(sql, [cid]).fetchone()[0])
