@@ -168,13 +168,19 @@ def validate(model: type[M], data: Any, doc: YamlDoc, *,
 
 
 def load_model(model: type[M], path: Path | str, *, error: type[ConfigError] = YamlConfigError,
-               empty_ok: bool = True) -> M:
-    """Load ``path`` (a mapping at the top) as ``model``."""
+               empty_ok: bool = True, check: Callable[[YamlDoc], list[str]] | None = None,
+               extra: Mapping[str, Any] | None = None) -> M:
+    """Load ``path`` (a mapping at the top) as ``model``. ``check`` reports what the model
+    cannot place on a line (see :func:`repeated`); ``extra`` adds fields the file does not hold."""
     try:
         doc = load_yaml(path)
     except YamlConfigError as exc:
         raise error(exc.problems, path=path) from exc
-    return validate(model, mapping(doc, error=error, empty_ok=empty_ok), doc, error=error)
+    data = mapping(doc, error=error, empty_ok=empty_ok)
+    problems = check(doc) if check is not None else []
+    if problems:
+        raise error(problems, path=path)
+    return validate(model, {**data, **(extra or {})}, doc, error=error)
 
 
 def repeated(doc: YamlDoc, section: str, key: str,

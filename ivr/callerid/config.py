@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ivr.config import load_settings
 from ivr.phone import InvalidNumber, number_info, parse_e164
-from ivr.yamlfile import YamlConfigError, load_yaml, mapping, repeated, validate
+from ivr.yamlfile import load_model, repeated
 
 
 class _Strict(BaseModel):
@@ -162,10 +162,5 @@ def load_pool(path: str | Path | None = None) -> PoolConfig:
     """Load and validate the pool file (default: the settings' ``numbers``); raises
     YamlConfigError listing file:line: field: problem."""
     file = Path(path) if path else load_settings().numbers
-    doc = load_yaml(file)
-    data = mapping(doc)
-    dups = repeated(doc, "numbers", "number",
-                    lambda number, first: f"{number} is already listed at numbers[{first}]")
-    if dups:
-        raise YamlConfigError(dups, path=file)
-    return validate(PoolConfig, {**data, "source": str(file)}, doc)
+    return load_model(PoolConfig, file, extra={"source": str(file)}, check=lambda doc: repeated(
+        doc, "numbers", "number", lambda n, first: f"{n} is already listed at numbers[{first}]"))

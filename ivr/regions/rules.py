@@ -28,7 +28,7 @@ from ivr.regions.geo import (
     number_types,
     suggest,
 )
-from ivr.yamlfile import YamlConfigError, load_yaml, mapping, repeated, validate
+from ivr.yamlfile import load_model, repeated
 
 Action = Literal["call", "skip", "message"]
 
@@ -258,11 +258,6 @@ def default_rules_path() -> Path:
 def load_rules(path: str | Path | None = None) -> RuleSet:
     """Load and validate a rules file; raises YamlConfigError (file:line: field: problem)."""
     file = Path(path) if path else default_rules_path()
-    doc = load_yaml(file)
-    data = mapping(doc)
-    dups = repeated(doc, "rules", "name",
-                    lambda name, first: f"rule name {name!r} is already used by rules[{first}]")
-    if dups:
-        raise YamlConfigError(dups, path=file)
-    parsed = validate(RulesFile, data, doc)
+    parsed = load_model(RulesFile, file, check=lambda doc: repeated(
+        doc, "rules", "name", lambda n, i: f"rule name {n!r} is already used by rules[{i}]"))
     return RuleSet(rules=tuple(parsed.rules), source=str(file))
