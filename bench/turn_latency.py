@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.call.prompts import engine  # noqa: E402
 from ivr.call.variables import CallVariables  # noqa: E402
 from ivr.dialer.ami import AmiOriginator  # noqa: E402
 from ivr.farend.bed import Bed  # noqa: E402
 from ivr.farend.customer_plan import Answer, plan_customer  # noqa: E402
 from ivr.farend.rtp_sniffer import RtpSniffer, turn_timings  # noqa: E402
+from ivr.speech.tts import engine  # noqa: E402
 from ivr.survey.loader import load_script  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.ko.yaml"

@@ -21,11 +21,11 @@ import click
 import yaml
 from rich.console import Console
 
-from ivr.call.prompts import engine
 from ivr.config import CONFIG_DIR, PROJECT_ROOT
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
+from ivr.speech.tts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 from ivr.yamlfile import load_yaml

@@ -14,7 +14,9 @@ PACKAGE = PROJECT_ROOT / "ivr"
 FORBIDDEN = {
     # The survey engine talks to a Dialog port; Asterisk lives in ivr/agi and ivr/call, so
     # `ivr simulate` and the benchmarks run a survey without it.
-    "survey": ("ivr.agi", "ivr.call"),
+    "survey": ("ivr.agi", "ivr.call", "ivr.dialer", "ivr.campaign"),
+    # Speech services know no transport (the AudioSocket media socket is ivr/call's).
+    "speech": ("ivr.agi", "ivr.call", "ivr.dialer", "ivr.campaign"),
 }
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from ivr.agi.registry import CallContext, handler
 from ivr.call.dtmf_dialog import AgiDtmfDialog
-from ivr.call.prompts import default_voice, engine, prompt_file
+from ivr.call.prompts import prompt_file
 from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.phone import callee_zones
+from ivr.speech.tts import default_voice, engine
 from ivr.store import add_dnc, now_iso
 from ivr.survey.dialog import Dialog
 from ivr.survey.engine import SurveyRun

@@ -1,36 +1,17 @@
 """Prompt audio for Asterisk: text + voice profile -> the path Asterisk plays (no extension).
 
-The seam between the AGI handlers and :class:`ivr.speech.tts.TtsEngine`: one engine per process
-and cache directory, voice profiles from ``settings.speech.voices_dir``, a default voice per
-language when the caller does not choose one.
+The seam between the AGI handlers and the settings' TTS engine (:func:`ivr.speech.tts.engine`):
+prompts rendered (or reused from the cache) as files Asterisk plays, and the fixed ones the
+dialplan plays by name.
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 from pathlib import Path
 
 from ivr.config import Settings
-from ivr.speech.tts import TtsEngine, playable
-from ivr.speech.voices import load_voices
-
-DEFAULT_VOICES = {"cmn": "cmn-calm-male", "ko": "ko-calm-male", "en": "en-neutral"}
-
-
-@functools.cache
-def _engine(cache_dir: Path, voices_dir: Path, backend: str) -> TtsEngine:
-    return TtsEngine(cache_dir, load_voices(voices_dir), backend=backend)  # type: ignore[arg-type]
-
-
-def engine(settings: Settings) -> TtsEngine:
-    return _engine(settings.prompts_dir / "tts", Path(settings.speech.voices_dir),
-                   settings.speech.tts_backend)
-
-
-def default_voice(settings: Settings, language: str | None = None) -> str:
-    lang = language or settings.language
-    return DEFAULT_VOICES.get(lang, DEFAULT_VOICES["cmn"])
+from ivr.speech.tts import default_voice, engine, playable
 
 
 def prompt_file(settings: Settings, text: str, voice: str | None = None,

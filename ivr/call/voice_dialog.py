@@ -236,7 +236,7 @@ def voice_dialog_for(settings: Settings, keys: AgiDtmfDialog, language: str, voi
                      source: str) -> AgiVoiceDialog | None:
     """A voice dialog over ``keys``' channel when a speech model for ``language`` is installed;
     None means DTMF only."""
-    from ivr.call.prompts import engine
+    from ivr.speech.tts import engine
 
     if settings.speech.input == "dtmf" or language not in settings.speech.models:
         return None

@@ -191,7 +191,7 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
 
 def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
     """Render every prompt of the pending contacts before the first dial (progress bar)."""
-    from ivr.call.prompts import default_voice, engine
+    from ivr.speech.tts import default_voice, engine
     from ivr.survey.prerender import campaign_prompts
 
     items = list(campaign_prompts(db, campaign_id, platform=settings.platform,

@@ -33,12 +33,15 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ivr.speech import audio
 from ivr.speech.pyttsx3_worker import Pyttsx3Worker, WorkerError
 from ivr.speech.spoken import normalize_text
-from ivr.speech.voices import VoiceProfile
+from ivr.speech.voices import VoiceProfile, load_voices
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ ENGINE_VERSION = "tts-1"  # bump when rendering changes, so old cache entries ar
 Backend = Literal["espeak-cli", "pyttsx3"]
 BACKENDS: tuple[str, ...] = ("espeak-cli", "pyttsx3")
 _FINISH_TIMEOUT_S = 60.0
+DEFAULT_VOICES = {"cmn": "cmn-calm-male", "ko": "ko-calm-male", "en": "en-neutral"}
 
 
 class TtsError(RuntimeError):
@@ -232,3 +236,21 @@ def timed_render(engine: TtsEngine, text: str, voice: str) -> tuple[Path, float]
 
 __all__ = ["BACKENDS", "ENGINE_VERSION", "PrerenderReport", "TtsEngine", "TtsError", "playable",
            "timed_render"]
+
+
+@functools.cache
+def _engine(cache_dir: Path, voices_dir: Path, backend: str) -> TtsEngine:
+    return TtsEngine(cache_dir, load_voices(voices_dir), backend=backend)  # type: ignore[arg-type]
+
+
+def engine(settings: Settings) -> TtsEngine:
+    """The settings' engine, one per process and prompt cache: calls, prerendering and the CLI
+    share it, so a prompt rendered once is a file lookup for all of them."""
+    return _engine(settings.prompts_dir / "tts", Path(settings.speech.voices_dir),
+                   settings.speech.tts_backend)
+
+
+def default_voice(settings: Settings, language: str | None = None) -> str:
+    """The voice profile for ``language`` (default: the settings') when nobody chose one."""
+    lang = language or settings.language
+    return DEFAULT_VOICES.get(lang, DEFAULT_VOICES["cmn"])

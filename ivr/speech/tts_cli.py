@@ -17,8 +17,8 @@ from ivr.speech.voices import VoiceError, load_voices
 
 def _engine(ctx: click.Context) -> TtsEngine:
     """The engine (and prompt cache) the calls themselves use, so prerendered prompts are hits."""
-    from ivr.call.prompts import engine
     from ivr.cli import settings_from
+    from ivr.speech.tts import engine
 
     try:
         return engine(settings_from(ctx))

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ivr.call.prompts import engine
 from ivr.campaign.wiring import run_campaign
 from ivr.config import PROJECT_ROOT
 from ivr.farend import campaign as helpers
@@ -27,6 +26,7 @@ from ivr.farend.campaign import campaign_cli as cli
 from ivr.farend.campaign import invites_per_number
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
+from ivr.speech.tts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 

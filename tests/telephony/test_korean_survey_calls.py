@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 from support.phrase_check import PhraseCheck, reliable_phrase, speak
 
-from ivr.call.prompts import engine
 from ivr.call.variables import CallVariables
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.dialer.ami import AmiOriginator
@@ -38,6 +37,7 @@ from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer, Say, Wait
 from ivr.speech.audio import rms
 from ivr.speech.models import get_model
+from ivr.speech.tts import engine
 from ivr.survey.callback import callback_time
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ivr.call.prompts import engine
 from ivr.call.variables import CallVariables
 from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.sipp import Customer
+from ivr.speech.tts import engine
 from ivr.survey.loader import load_script
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ivr.call.prompts import engine
 from ivr.campaign.wiring import run_campaign
 from ivr.config import PROJECT_ROOT
 from ivr.farend import campaign as helpers
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
+from ivr.speech.tts import engine
 from ivr.survey.loader import load_script
 from ivr.survey.orders import order_context
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from support.phrase_check import speak
 
-from ivr.call.prompts import engine
 from ivr.dialer.types import DialResult
 from ivr.farend.bed import Bed
 from ivr.farend.customer_plan import Answer, plan_customer
 from ivr.farend.rtp_sniffer import RtpSniffer, turn_timings, voiced_spans
+from ivr.speech.tts import engine
 from ivr.survey.loader import load_script
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.asr, pytest.mark.usefixtures("telephony")]
