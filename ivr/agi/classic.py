@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         log.error("%s", exc)
-        agi.verbose(f"ivr-agi: configuration error: {exc}")
+        # one problem per line in the message: one AGI command line here
+        agi.verbose(f"ivr-agi: configuration error: {'; '.join(map(str, exc.problems))}")
         return 1
     channel = AGIChannel(Pyst2Transport(agi), env)
     outcome = asyncio.run(run_handler(name, channel, settings, "classic"))

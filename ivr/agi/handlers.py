@@ -65,7 +65,7 @@ def destination_allowed(call: CallContext, digits: str,
             # The pool file is the truth about which numbers may be presented.
             sync_pool(call.db, load_pool(call.settings.numbers))
     except YamlConfigError as exc:
-        return False, f"configuration does not load: {exc}"
+        return False, f"configuration does not load: {exc.problems[0] if exc.problems else exc}"
     return guard_allows(e164, rules=rules, db=call.db, caller_id=caller_id or None)
 
 
