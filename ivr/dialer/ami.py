@@ -69,19 +69,29 @@ class AmiOriginator:
     ``manager`` is a panoramisk Manager (the tests pass ``panoramisk.testing.Manager`` and replay
     recorded AMI traffic); ``token`` makes the per-call token (random; fixed in those tests)."""
 
-    def __init__(self, manager: Manager, *, max_call_s: float = 1800.0, setup_s: float = 45.0,
+    def __init__(self, manager: Manager, *, max_call_s: float = 1800.0, setup_s: float = 30.0,
                  token: Callable[[], str] = new_token) -> None:
         self.manager = manager
         self.max_call_s = max_call_s
-        # Beyond the ring time, how long AMI may take to say how an originate went (Asterisk
-        # itself gives up after the ring time + 15 s, the Timeout below).
+        # Beyond the ring time, how long an originate's result may take to show as an event
+        # (after its answer was lost with the AMI connection, or came without it).
         self.setup_s = setup_s
         self.token = token
         self._waiters: dict[str, asyncio.Future[dict[str, str]]] = {}
         self._failed: dict[str, str] = {}  # token -> reason, from UserEvent(IvrCallFailed)
         self._originated: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._lost: set[asyncio.Future[None]] = set()  # resolved when the AMI connection drops
         manager.register_event("UserEvent", self._on_user_event)
         manager.register_event("OriginateResponse", self._on_originate_response)
+        previous = manager.on_disconnect
+
+        def on_disconnect(m: Manager, exc: Exception) -> None:
+            previous(m, exc)
+            for waiter in list(self._lost):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+        manager.on_disconnect = on_disconnect
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> AmiOriginator:
@@ -143,18 +153,22 @@ class AmiOriginator:
             "Async": "true",
             "Variable": [f"__{k}={_safe(v)}" for k, v in variables.items()],
         }
+        lost: asyncio.Future[None] = loop.create_future()
+        self._lost.add(lost)
         try:
             # panoramisk returns [Response, OriginateResponse] for an Async originate, once the
             # call is answered or has failed (Asterisk gives up after Timeout).
-            try:
-                response = await asyncio.wait_for(
-                    self.manager.send_action(action),
-                    timeout=request.ring_timeout_s + self.setup_s)
-            except TimeoutError:
+            sent = asyncio.ensure_future(self.manager.send_action(action))
+            await asyncio.wait({sent, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if sent.done():
+                response = sent.result()
+                messages = response if isinstance(response, list) else [response]
+            else:
+                # The connection dropped before AMI answered: the answer is gone with it, the
+                # events of the call come over the next connection.
+                sent.cancel()
                 _forget_action(self.manager, action_id)
-                return DialResult("failed", cause_text="no answer to the originate on the AMI "
-                                  "connection (lost?)", ended_at=now_iso())
-            messages = response if isinstance(response, list) else [response]
+                messages = [{}]
             if messages[0].get("Response") == "Error":
                 return DialResult("failed", cause_text=f"AMI refused: {messages[0].get('Message')}",
                                   ended_at=now_iso())
@@ -162,6 +176,9 @@ class AmiOriginator:
                           None)
             if origin is None:
                 origin = await self._wait_originate(originated, ended, request)
+                if origin is None and not ended.done() and lost.done():
+                    return DialResult("failed", cause_text="AMI connection lost before the "
+                                      "originate was answered", ended_at=now_iso())
             answered_at = now_iso() if origin and origin.get("Response") == "Success" else None
             if origin is not None and origin.get("Response") == "Failure" and not ended.done():
                 # Never reached the dialplan's h extension? give it a moment, then give up.
@@ -182,6 +199,7 @@ class AmiOriginator:
                                  cause_text=f"answered, but {self._failed[token]}")
             return result
         finally:
+            self._lost.discard(lost)
             self._failed.pop(token, None)
             self._waiters.pop(token, None)
             self._originated.pop(action_id, None)
@@ -189,7 +207,8 @@ class AmiOriginator:
     async def _wait_originate(self, originated: asyncio.Future[dict[str, str]],
                               ended: asyncio.Future[dict[str, str]],
                               request: CallVariables) -> dict[str, str] | None:
-        done, _ = await asyncio.wait({originated, ended}, timeout=request.ring_timeout_s + 30,
+        done, _ = await asyncio.wait({originated, ended},
+                                     timeout=request.ring_timeout_s + self.setup_s,
                                      return_when=asyncio.FIRST_COMPLETED)
         if originated in done:
             return originated.result()

@@ -26,14 +26,20 @@ def transcript(name: str) -> list[bytes]:
 
 class Replay:
     def __init__(self, name: str, *, cut_after: str | None = None,
-                 cut_before: str | None = None) -> None:
+                 cut_before: str | None = None, reconnect: bool = False) -> None:
         """The connection drops right after (before) the first message containing ``cut_after``
-        (``cut_before``)."""
+        (``cut_before``); with ``reconnect`` it comes back at once, less that message, and the
+        rest of the transcript follows on it."""
         self.messages = transcript(name)
         self.cut_after = cut_after.encode() if cut_after else None
         self.cut_before = cut_before.encode() if cut_before else None
+        self.reconnect = reconnect
         # No reconnect or ping during a test: both would reach for a real socket.
         self.manager = testing.Manager(reconnect_timeout=3600, ping_delay=3600)
+        # The testing Manager marks its protocol closed while connecting it (Manager.
+        # connection_made closes the previous protocol, which is the same object): open it, so
+        # a dropped connection takes panoramisk's own path (requeue, on_disconnect).
+        self.manager.protocol.closed = False
         self.played = 0
 
     def sent(self) -> list[dict[str, list[str]]]:
@@ -54,7 +60,10 @@ class Replay:
         for message in self.messages:
             if self.cut_before is not None and self.cut_before in message:
                 self.manager.protocol.connection_lost(None)
-                return
+                if not self.reconnect:
+                    return
+                self.manager.protocol.closed = False  # the next connection; this message is lost
+                continue
             self.manager.protocol.data_received(message)
             self.played += 1
             await asyncio.sleep(0)

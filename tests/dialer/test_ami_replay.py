@@ -19,9 +19,10 @@ CALLER = "+862150001001"
 
 
 def dial(name: str, digits: str, *, cut_after: str | None = None, cut_before: str | None = None,
-         ring_timeout_s: int = 8, **kwargs: float) -> tuple[DialResult, Replay]:
+         reconnect: bool = False, ring_timeout_s: int = 8,
+         **kwargs: float) -> tuple[DialResult, Replay]:
     async def run() -> tuple[DialResult, Replay]:
-        replay = Replay(name, cut_after=cut_after, cut_before=cut_before)
+        replay = Replay(name, cut_after=cut_after, cut_before=cut_before, reconnect=reconnect)
         originator = AmiOriginator(replay.manager, token=lambda: f"replay-{name}", **kwargs)
         player = asyncio.create_task(replay.play())
         result = await originator.dial(CallVariables(
@@ -97,6 +98,17 @@ def test_ami_disconnect_before_the_originate_is_answered(cut: dict[str, str]) ->
     assert result.outcome == "failed" and "AMI connection" in result.cause_text
     assert list(replay.manager.awaiting_actions) == []
     assert replay.manager.protocol.responses == {}
+
+
+def test_ami_reconnect_before_the_originate_is_answered() -> None:
+    """The answer to the Originate is lost with the connection, which comes back at once: the
+    call's events arrive on the new one (OriginateResponse as an event) and it is classified as
+    usual, with nothing sent twice."""
+    result, replay = dial("answered", "8613800000201", cut_before="successfully queued",
+                          reconnect=True)
+    assert (result.outcome, result.sip_code) == ("answered", 200)
+    assert result.uniqueid == _field(replay, "OriginateResponse", "Uniqueid")
+    assert len(replay.sent()) == 1 and list(replay.manager.awaiting_actions) == []
 
 
 def test_originate_refused_by_ami() -> None:
