@@ -12,11 +12,23 @@ that come later in a call (the dialing leg's UserEvent at the end) are why this 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
-from panoramisk import testing
+import pytest
+from panoramisk import testing, utils
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+@pytest.fixture(autouse=True)
+def _real_ami_framing_afterwards() -> Iterator[None]:
+    """panoramisk.testing.Manager sets panoramisk's line ending to '\n' for the whole process;
+    a real AMI connection later in the same test process would then never see the end of a
+    message ('\r\n\r\n'): put it back."""
+    eol = utils.EOL
+    yield
+    utils.EOL = eol
 
 
 def transcript(name: str) -> list[bytes]:

@@ -134,3 +134,11 @@ def _field(replay: Replay, event: str, key: str) -> str:
         if lines.get("Event") == event:
             return lines[key]
     raise AssertionError(f"no {event} in the transcript")
+
+
+def test_a_replay_leaves_panoramisk_as_it_found_it() -> None:
+    """A real AMI connection in the same process after a replay must still split Asterisk's
+    '\r\n\r\n' framing (the replay's Manager changes it for the process)."""
+    from panoramisk import utils
+
+    assert utils.EOL == "\r\n"
