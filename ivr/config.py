@@ -159,6 +159,68 @@ class SpeechSettings(_Strict):
     transcribe: bool = True
 
 
+class WebhookSettings(_Strict):
+    """Webhooks out (``ivr serve``): where call results and accepted remedies are POSTed.
+
+    Each delivery carries an ``Idempotency-Key`` and an HMAC-SHA256 signature (secret generated
+    into ``<home>/secrets/webhook_secret``, mode 0600, unless given); failures are retried with
+    exponential backoff and never dropped (a delivery out of tries is ``failed`` and can be
+    re-queued)."""
+
+    call_finished: str | None = None  # every ended attempt: outcome, cause, survey answers
+    fulfilment: str | None = None  # an accepted refund / voucher: the platform fulfils it
+    secret: str | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_tries: int = Field(30, ge=1, le=1000)
+    backoff_s: float = Field(5.0, gt=0)  # wait after the first failure ...
+    factor: float = Field(2.0, ge=1)  # ... growing by this factor ...
+    max_backoff_s: float = Field(900.0, gt=0)  # ... up to this
+
+    @field_validator("call_finished", "fulfilment")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^\s]+", v):
+            raise ValueError(f"webhook URL must be http(s)://..., got {v!r}")
+        return v
+
+
+class ServiceSettings(_Strict):
+    """``ivr serve``: the always-on service (HTTP API, console, scheduler, event rules)."""
+
+    host: str = "127.0.0.1"  # loopback by default; anything else needs allow_remote
+    port: int = Field(8080, ge=1, le=65535)
+    allow_remote: bool = False
+    # Event rules and recurring campaigns (data files; see config/events.yaml, recurring.yaml).
+    events: Path | None = PROJECT_ROOT / "config" / "events.yaml"
+    recurring: Path | None = PROJECT_ROOT / "config" / "recurring.yaml"
+    # Contact policy and segments of campaigns the service creates (API, console, rules).
+    policy: Path = PROJECT_ROOT / "config" / "policy.yaml"
+    segments: Path = PROJECT_ROOT / "config" / "segments.yaml"
+    timezone: str = "Asia/Shanghai"  # days of event campaigns, recurring schedules
+    # Structured log (one JSON object per line), rotated; None: <home>/log/service.log.
+    log_file: Path | None = None
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(5, ge=0, le=100)
+    # How often the supervisor looks for campaigns to run; the dialers' own poll interval.
+    scan_s: float = Field(2.0, gt=0, le=300)
+    poll_s: float = Field(1.0, gt=0, le=60)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)  # console login lifetime
+    webhooks: WebhookSettings = WebhookSettings()
+
+    @model_validator(mode="after")
+    def _loopback(self) -> ServiceSettings:
+        import ipaddress
+
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        if not loopback and not self.allow_remote:
+            raise ValueError(f"service.host {self.host!r} is not a loopback address; set "
+                             "service.allow_remote: true to expose the API (put TLS in front)")
+        return self
+
+
 class Settings(_Strict):
     # Everything the engine writes (database, rendered configs, prompts, recordings) lives here.
     home: Path = Path("var")
@@ -177,6 +239,7 @@ class Settings(_Strict):
     # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
     agent_dial: str = "PJSIP/agents@carrier"
     platform: str = "示例平台"
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
     def _unique_trunks(self) -> Settings:
@@ -206,6 +269,14 @@ class Settings(_Strict):
     @property
     def recordings_dir(self) -> Path:
         return self.home / "recordings"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def service_log(self) -> Path:
+        return self.service.log_file or self.home / "log" / "service.log"
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -8,6 +8,7 @@ Core tables
 -----------
 ``calls``    one row per answered call handed to the AGI (id = Asterisk's unique id of the channel).
 ``answers``  one row per answer given inside a call, written the moment it is recognised.
+``turns``    one row per voice turn: recognition result, confidence, latency heard by the caller.
 ``dnc``      the do-not-call list (E.164 numbers).
 
 Campaign tables (shared by the campaign, caller-ID and report packages)
@@ -143,6 +144,13 @@ def core_schema(db: sqlite_utils.Database) -> None:
     add_missing_columns(db, "answers", {"confirmed": int})  # databases made before confirmations
     # A retried AGI request (same call, same answer position) must not duplicate the answer.
     db.table("answers").create_index(["call_id", "seq"], unique=True, if_not_exists=True)
+    # One row per voice turn (a question asked and heard): what the recogniser decided and how
+    # long the caller waited for the prompt after their last answer. Read by /metrics.
+    db.table("turns").create(
+        {"id": int, "call_id": str, "node": str, "try": int, "result": str, "intent": str,
+         "confidence": float, "latency_s": float, "barged_in": int, "at": str},
+        pk="id", if_not_exists=True)
+    db.table("turns").create_index(["call_id"], if_not_exists=True)
     db.table("dnc").create(
         {"phone": str, "reason": str, "source": str, "added_at": str},
         pk="phone",
@@ -298,6 +306,11 @@ class CallRecorder:
                 self.update(**extra)
             return
         self.update(state=state, ended_at=now_iso(), **fields)
+
+    def turn(self, **fields: Any) -> None:
+        """Log one voice turn (see the ``turns`` table)."""
+        self.db.table("turns").insert({"call_id": self.call_id, "at": now_iso(), **fields},
+                                      alter=False)
 
     def answers(self) -> list[dict[str, Any]]:
         rows = self.db.table("answers").rows_where("call_id = ?", [self.call_id], order_by="seq")

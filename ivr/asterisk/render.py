@@ -8,7 +8,6 @@ and running ``ivr dialplan reload`` needs no re-render.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import jinja2
 
 from ivr.asterisk.install import AsteriskRoot
 from ivr.config import PROJECT_ROOT, Settings
+from ivr.secrets import stored_secret
 
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
 DIALPLANS_DIR = PROJECT_ROOT / "dialplans"
@@ -33,14 +33,7 @@ def ami_secret(settings: Settings) -> str:
     if settings.ami.secret:
         return settings.ami.secret
     path = secret_file(settings)
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    return value
+    return stored_secret(path.parent, path.name)
 
 
 def secret_file(settings: Settings) -> Path:

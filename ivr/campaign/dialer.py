@@ -172,7 +172,10 @@ class CampaignDialer:
                  caller_id_check: CallerIdCheck | None = None,
                  on_region_skip: SkipHook | None = None,
                  lease_stale_s: float | None = DEFAULT_STALE_S,
-                 stop_when_idle: bool = False) -> None:
+                 stop_when_idle: bool = False,
+                 keep_open: Callable[[], bool] | None = None) -> None:
+        """``keep_open``: while it returns True, a campaign with nothing left to dial waits for
+        new contacts instead of finishing (event-triggered campaigns take contacts all day)."""
         self.db = db
         self.campaign_id = campaign_id
         self.originator = originator
@@ -189,6 +192,7 @@ class CampaignDialer:
         # None: no lease (only for tests that drive two dialers on purpose)
         self.lease = CampaignLease(db, campaign_id, lease_stale_s) if lease_stale_s else None
         self.stop_when_idle = stop_when_idle
+        self.keep_open = keep_open
         self.stats = DialerStats()
         self.policy = load_campaign_policy(db, campaign_id)
         cfg: PolicyConfig = self.policy.config
@@ -203,6 +207,23 @@ class CampaignDialer:
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_slot = 0.0
         self._stopping = False
+        self._wakeup: asyncio.Event | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def wake(self) -> None:
+        """A contact was added or became due sooner: look again now, not at the next poll."""
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def next_due_at(self) -> datetime | None:
+        """When the next pending or retry contact may be dialed (None: nothing waiting)."""
+        row = self.db.execute(
+            "SELECT min(next_attempt_at) FROM contacts WHERE campaign_id = ? AND state IN "
+            "('pending', 'retry')", [self.campaign_id]).fetchone()
+        return parse_iso(row[0]) if row and row[0] else None
 
     # ---- control ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -258,7 +279,8 @@ class CampaignDialer:
                 continue
             due = self._due(free)
             if not due:
-                if not self._inflight and not self._open_contacts():
+                if not self._inflight and not self._open_contacts() and not (
+                        self.keep_open is not None and self.keep_open()):
                     set_status(self.db, self.campaign_id, DONE, "every contact finished")
                     return
                 if not self._inflight and self.stop_when_idle:
@@ -273,11 +295,15 @@ class CampaignDialer:
 
     async def _wait(self, timeout: float) -> None:
         timeout = max(0.01, min(timeout, self.poll_interval_s))
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=timeout,
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        wakeup = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({*self._inflight, wakeup}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
-        else:
-            await asyncio.sleep(timeout)
+        finally:
+            wakeup.cancel()
+            self._wakeup.clear()
 
     async def _pace(self) -> None:
         """At least 1/cps between two call starts (a late start never lets the next catch up:
@@ -328,12 +354,10 @@ class CampaignDialer:
             "('pending', 'retry', 'dialing')", [self.campaign_id]).fetchone()[0])
 
     def _seconds_to_next_due(self) -> float:
-        row = self.db.execute(
-            "SELECT min(next_attempt_at) FROM contacts WHERE campaign_id = ? AND state IN "
-            "('pending', 'retry')", [self.campaign_id]).fetchone()
-        if not row or not row[0]:
+        due = self.next_due_at()
+        if due is None:
             return self.poll_interval_s
-        return (parse_iso(row[0]) - self.clock()).total_seconds()
+        return (due - self.clock()).total_seconds()
 
     def _contact(self, contact_id: int) -> dict[str, Any]:
         return self._rows("SELECT * FROM contacts WHERE id = ?", [contact_id])[0]

@@ -252,6 +252,70 @@ _UPSERT = (
 )
 
 
+class OrderIngest:
+    """The one path every order takes into the ``orders`` table, whatever it came from (a file,
+    an API batch): validation (:func:`clean_row`), repeats inside one input, rejects with their
+    reason, batched upserts (one transaction each; an order id already stored with the same
+    content is left as it is, so sending the same orders twice changes nothing)."""
+
+    def __init__(self, db: sqlite_utils.Database, summary: ImportSummary, *, source: str,
+                 region: str = "CN", default_tz: str = "Asia/Shanghai", batch_size: int = 5000,
+                 on_reject: Callable[[int, str, str, str], None] | None = None,
+                 own_transactions: bool = True) -> None:
+        """``own_transactions=False``: the caller holds a transaction that the writes join."""
+        self.db = db
+        self.own_transactions = own_transactions
+        self.summary = summary
+        self.source = source
+        self.region = region
+        self.tz = ZoneInfo(default_tz)
+        self.batch_size = batch_size
+        self.on_reject = on_reject
+        self.seen: dict[str, tuple[int, int]] = {}  # order id -> (line, hash of content)
+        self.batch: list[tuple[Any, ...]] = []
+
+    def reject(self, line: int, reason: str, order_id: str, raw: str) -> None:
+        self.summary.rejected += 1
+        key = reason.split(" '")[0].split(" (")[0]
+        self.summary.reasons[key] = self.summary.reasons.get(key, 0) + 1
+        if self.on_reject is not None:
+            self.on_reject(line, reason, order_id, raw)
+
+    def add(self, line: int, row: dict[str, Any] | None, raw: str, error: str = "") -> bool:
+        """One input row (``line``: its line number or position). True when a batch was
+        written."""
+        self.summary.rows += 1
+        order_id = _text(row.get("order_id")) if row else ""
+        if error or row is None:
+            self.reject(line, error or "not an object", order_id, raw)
+            return False
+        try:
+            clean = clean_row(row, self.region, self.tz)
+        except RowError as exc:
+            self.reject(line, str(exc), order_id, raw)
+            return False
+        content = hash(tuple(clean[c] for c in CONTENT))
+        first = self.seen.get(clean["order_id"])
+        if first is not None:
+            if first[1] == content:
+                self.summary.duplicates += 1
+            else:
+                self.reject(line, f"duplicate order_id {clean['order_id']!r} with different "
+                                  f"content (first at line {first[0]})", order_id, raw)
+            return False
+        self.seen[clean["order_id"]] = (line, content)
+        self.batch.append((*(clean[c] for c in ("order_id", *CONTENT)), self.source, now_iso()))
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if self.batch:
+            _write(self.db, self.batch, self.summary, self.own_transactions)
+            self.batch = []
+
+
 def import_orders(db: sqlite_utils.Database, path: str | Path, *,
                   rejects_path: str | Path | None = None, region: str = "CN",
                   default_tz: str = "Asia/Shanghai", batch_size: int = 5000,
@@ -264,59 +328,56 @@ def import_orders(db: sqlite_utils.Database, path: str | Path, *,
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
     rejects = Path(rejects_path) if rejects_path else path.with_name(path.name + ".rejects.csv")
-    tz = ZoneInfo(default_tz)
     summary = ImportSummary(file=str(path), rejects_file=str(rejects))
-    seen: dict[str, tuple[int, int]] = {}  # order id -> (line, hash of content) in this file
     reader = _Reader(path)
-    batch: list[tuple[Any, ...]] = []
-    source = str(path.resolve())
     with rejects.open("w", newline="", encoding="utf-8") as rf:
         writer = csv.writer(rf)
         writer.writerow(REJECT_HEADER)
-
-        def reject(line: int, reason: str, order_id: str, raw: str) -> None:
-            summary.rejected += 1
-            key = reason.split(" '")[0].split(" (")[0]
-            summary.reasons[key] = summary.reasons.get(key, 0) + 1
-            writer.writerow((line, reason, order_id, raw))
-
+        ingest = OrderIngest(db, summary, source=str(path.resolve()), region=region,
+                             default_tz=default_tz, batch_size=batch_size,
+                             on_reject=lambda *row: writer.writerow(row))
         for line, row, raw, error in reader.rows():
-            summary.rows += 1
-            order_id = _text(row.get("order_id")) if row else ""
-            if error or row is None:
-                reject(line, error, order_id, raw)
-                continue
-            try:
-                clean = clean_row(row, region, tz)
-            except RowError as exc:
-                reject(line, str(exc), order_id, raw)
-                continue
-            content = hash(tuple(clean[c] for c in CONTENT))
-            first = seen.get(clean["order_id"])
-            if first is not None:
-                if first[1] == content:
-                    summary.duplicates += 1
-                else:
-                    reject(line, f"duplicate order_id {clean['order_id']!r} with different "
-                                 f"content (first at line {first[0]})", order_id, raw)
-                continue
-            seen[clean["order_id"]] = (line, content)
-            batch.append((*(clean[c] for c in ("order_id", *CONTENT)), source, now_iso()))
-            if len(batch) >= batch_size:
-                _write(db, batch, summary)
-                batch = []
-                if progress:
-                    progress(reader.bytes_read)
-        if batch:
-            _write(db, batch, summary)
+            if ingest.add(line, row, raw, error) and progress:
+                progress(reader.bytes_read)
+        ingest.flush()
         if progress:
             progress(reader.bytes_read)
     return summary
 
 
-def _write(db: sqlite_utils.Database, batch: list[tuple[Any, ...]], summary: ImportSummary) -> None:
+@dataclass
+class Reject:
+    index: int  # position in the batch (0-based)
+    order_id: str
+    reason: str
+
+
+def ingest_records(db: sqlite_utils.Database, records: list[Any], *, source: str,
+                   region: str = "CN", default_tz: str = "Asia/Shanghai"
+                   ) -> tuple[ImportSummary, list[Reject]]:
+    """Import a batch of order objects (the API's ``POST /v1/orders``) through the same
+    validation and upsert as a file; returns the summary and every reject with its position."""
+    summary = ImportSummary(file=source, rejects_file="")
+    rejects: list[Reject] = []
+    ingest = OrderIngest(db, summary, source=source, region=region, default_tz=default_tz,
+                         batch_size=max(1, len(records)),
+                         on_reject=lambda line, reason, oid, _raw: rejects.append(
+                             Reject(line, oid, reason)))
+    for i, record in enumerate(records):
+        if isinstance(record, dict):
+            row = {k: v for k, v in record.items() if isinstance(k, str)}
+            ingest.add(i, row, "")
+        else:
+            ingest.add(i, None, "", "not a JSON object")
+    ingest.flush()
+    return summary, rejects
+
+
+def _write(db: sqlite_utils.Database, batch: list[tuple[Any, ...]], summary: ImportSummary,
+           own_transaction: bool = True) -> None:
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    if own_transaction:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         ids = json.dumps([r[0] for r in batch], ensure_ascii=False)
         existing = conn.execute("SELECT count(*) FROM orders WHERE order_id IN "
@@ -324,9 +385,11 @@ def _write(db: sqlite_utils.Database, batch: list[tuple[Any, ...]], summary: Imp
         before = conn.total_changes
         conn.executemany(_UPSERT, batch)
         changed = conn.total_changes - before
-        conn.execute("COMMIT")
+        if own_transaction:
+            conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if own_transaction:
+            conn.execute("ROLLBACK")
         raise
     inserted = len(batch) - existing
     summary.inserted += inserted
