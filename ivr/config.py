@@ -193,6 +193,9 @@ class ServiceSettings(_Strict):
     # Event rules and recurring campaigns (data files; see config/events.yaml, recurring.yaml).
     events: Path | None = PROJECT_ROOT / "config" / "events.yaml"
     recurring: Path | None = PROJECT_ROOT / "config" / "recurring.yaml"
+    # Survey scripts the API and the console may start campaigns with (a client never names an
+    # arbitrary file on the server).
+    scripts: list[Path] = [PROJECT_ROOT / "surveys"]
     # Contact policy and segments of campaigns the service creates (API, console, rules).
     policy: Path = PROJECT_ROOT / "config" / "policy.yaml"
     segments: Path = PROJECT_ROOT / "config" / "segments.yaml"

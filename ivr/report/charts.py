@@ -69,3 +69,41 @@ def ranking_svg(report: Report, kind: str = "merchant", top: int = 15) -> str:
          "label": f"{r.unsatisfied}/{r.satisfaction_answered}"}
         for r in reversed(rows)])
     return _render(chart)
+
+
+def trend_svg(report: Report, lang: str = "en") -> str:
+    """Per callee-local day: attempts, answered, completed (bars) of the campaign."""
+    from ivr.i18n import label
+
+    rows = [g for g in report.breakdowns.get("day", []) if g.key != "(none)"]
+    chart = pygal.Bar(title=label("trend", lang),
+                      **{**_COMMON, "show_legend": True, "legend_at_bottom": True})
+    chart.x_labels = [g.key[5:] for g in rows]  # MM-DD
+    chart.add(label("attempts", lang), [g.funnel.dialed for g in rows])
+    chart.add(label("answered", lang), [g.funnel.answered for g in rows])
+    chart.add(label("completed", lang), [g.funnel.completed for g in rows])
+    return _render(chart)
+
+
+def satisfaction_svg(report: Report, lang: str = "en") -> str:
+    from ivr.i18n import label
+
+    f = report.funnel
+    chart = pygal.Pie(title=f"{label('satisfaction', lang)} ({f.answered})",
+                      **{**_COMMON, "show_legend": True, "legend_at_bottom": True,
+                         "inner_radius": 0.4})
+    chart.add(label("satisfied", lang), f.satisfied)
+    chart.add(label("unsatisfied", lang), f.unsatisfied)
+    chart.add(label("not_rated", lang), max(0, f.answered - f.satisfaction_answered))
+    return _render(chart)
+
+
+def reasons_svg(report: Report, lang: str = "en", top: int = 10) -> str:
+    from ivr.i18n import label
+
+    rows = report.reasons[:top]
+    chart = pygal.HorizontalBar(title=label("complaint_reasons", lang),
+                                **{**_COMMON, "height": max(200, 60 + 34 * len(rows))})
+    chart.x_labels = [reason for reason, _ in reversed(rows)]
+    chart.add(label("contacts", lang), [n for _, n in reversed(rows)])
+    return _render(chart)
