@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from ivr import __version__
 from ivr.config import ConfigError, Settings, load_settings
 
 # command name -> "module:attribute" of a click command/group
@@ -31,6 +32,9 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "ivr.report.cli:report",
     "outbox": "ivr.outbox.cli:outbox",
     "status": "ivr.report.cli:status",
+    "serve": "ivr.service.cli:serve",
+    "service": "ivr.service.cli:service",
+    "dnc": "ivr.dnc.cli:dnc",
 }
 
 
@@ -56,6 +60,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="ivr")
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
               help="Path to ivr.yaml (default: $IVR_CONFIG or ./ivr.yaml).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -69,6 +74,7 @@ def root(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       ivr demo                       run a demo campaign end to end on the local bed
       ivr call +8613912345678        originate one survey call over the SIP trunk
       ivr dialplan check             lint the dialplans (file:line) before reloading
+      ivr serve                      the always-on service: API, console, dialers, rules
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

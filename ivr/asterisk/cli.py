@@ -54,6 +54,21 @@ def asterisk() -> None:
     """
 
 
+@asterisk.command("render")
+@click.pass_context
+def render_cmd(ctx: click.Context) -> None:
+    """Render the configs into <home>/asterisk/etc without starting anything (the systemd
+    unit's ExecStartPre; see ``ivr service units``).
+
+    \b
+    Example:
+      ivr -c /etc/ivr/ivr.yaml asterisk render
+    """
+    from ivr.asterisk.render import render
+
+    click.echo(f"rendered {render(settings_from(ctx))}")
+
+
 @asterisk.command()
 @click.pass_context
 def start(ctx: click.Context) -> None:

@@ -46,9 +46,6 @@ def _principal(request: Request) -> Principal | None:
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return check_token(service_of(request).db, token.strip())
-    user = getattr(request.state, "console_user", None)
-    if isinstance(user, Principal):
-        return user
     return None
 
 
@@ -240,9 +237,10 @@ async def get_call(request: Request, call_id: str) -> dict[str, Any]:
 class OrdersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    orders: list[dict[str, Any]] = Field(max_length=MAX_ORDERS, description=(
+    orders: list[Any] = Field(max_length=MAX_ORDERS, description=(
         "order objects with the importer's columns: order_id, phone, product, category, price, "
-        "merchant, host, order_time (+ platform, buyer_name, is_test, any extra field)"))
+        "merchant, host, order_time (+ platform, buyer_name, is_test, any extra field); an "
+        "element that is not an object is a reject of its own"))
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
     default_tz: str = "Asia/Shanghai"
 

@@ -38,7 +38,7 @@ from ivr.dnc import store as dnc
 from ivr.i18n import label, lang_of
 from ivr.phone import InvalidNumber
 from ivr.report.model import ReportError, build_report, mask_phone
-from ivr.report.render import csv_cell, report_fragment
+from ivr.report.render import csv_cell, report_css, report_fragment
 from ivr.report.status import collect_status
 from ivr.report.tables import report_tables
 from ivr.service.api import campaign_rows, campaign_status
@@ -265,9 +265,9 @@ async def report_page(request: Request, campaign_id: str) -> HTMLResponse:
     except ReportError as exc:
         raise HTTPException(404, str(exc)) from exc
     body = await svc.in_thread(lambda db: report_fragment(
-        report, lang=lang, db=db,
+        report, lang=lang,
         recording_url=lambda call_id, seq: f"/console/recordings/{quote(call_id)}/{seq}"))
-    return _page(request, "report.html", r=report, body=body)
+    return _page(request, "report.html", r=report, body=body, css=report_css())
 
 
 def _bom_csv(rows: list[list[Any]], name: str) -> Response:
