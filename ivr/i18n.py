@@ -166,6 +166,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "t_merchants": ("商家不满意率排名", "Merchant ranking by complaint rate"),
     "t_hosts": ("主播不满意率排名", "Host ranking by complaint rate"),
     "t_suggestions": ("开放式建议", "Open answers (suggestions)"),
+    "t_reasons": ("不满意原因（联系人）", "Complaint reasons (unsatisfied contacts)"),
+    "t_caller_ids": ("主叫号码健康（号码池当前状态，本活动的拨打）",
+                     "Caller-ID health (pool state now, this campaign's attempts)"),
+    "rejected": ("拒接", "rejected"),
+    "funnel_title": ("外呼漏斗（联系人：{n}）", "Funnel (contacts: {n})"),
+    "hour_title": ("按被叫本地时段的接通率（%）", "Answer rate by callee local hour (%)"),
+    "ranking_title": ("{kind}不满意率（%）- 红色：需整改（> {t}%，至少 {m} 人评价）",
+                      "{kind} complaint rate (%) - red: rectify (> {t}%, >= {m} rated)"),
     "yes": ("是", "yes"),
 }
 

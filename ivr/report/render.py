@@ -88,12 +88,13 @@ def _render(template: str, report: Report, lang: str, recording_url: RecordingUr
         ("merchants_to_rectify", f"{report.merchants_to_rectify.num}/"
                                  f"{report.merchants_to_rectify.den}"),
     ]
-    chart_list = [("funnel", charts.funnel_svg(report)), ("trend", charts.trend_svg(report, lang)),
+    chart_list = [("funnel", charts.funnel_svg(report, lang)),
+                  ("trend", charts.trend_svg(report, lang)),
                   ("satisfaction", charts.satisfaction_svg(report, lang)),
                   ("reasons", charts.reasons_svg(report, lang)),
-                  ("hour", charts.hour_svg(report)),
-                  ("merchants", charts.ranking_svg(report, "merchant")),
-                  ("hosts", charts.ranking_svg(report, "host"))]
+                  ("hour", charts.hour_svg(report, lang)),
+                  ("merchants", charts.ranking_svg(report, "merchant", lang=lang)),
+                  ("hosts", charts.ranking_svg(report, "host", lang=lang))]
 
     def row_class(table: Table, row: tuple[Cell, ...]) -> str:
         if table.name in ("merchants", "hosts") and row[table.columns.index("rectify")] is True:

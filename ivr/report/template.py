@@ -29,7 +29,7 @@ audio { height: 28px; }
 # The report's content, also embedded in the web console's report page.
 FRAGMENT = """<h1>{{ t("report_title") }}: {{ r.campaign_name }}</h1>
 <div class="meta"><code>{{ r.campaign_id }}</code>
- &middot; {{ t("status") }} {{ r.campaign_status }}
+ &middot; {{ t("status") }} {{ t("st_" ~ r.campaign_status) }}
  &middot; {{ t("generated") }} {{ r.generated_at }}</div>
 <div class="kpis">
 {% for key, value in kpis %}<div class="kpi"><b>{{ value }}</b><span>{{ t(key) }}</span></div>

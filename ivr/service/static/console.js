@@ -26,6 +26,8 @@ function funnel(el) {
       status.dataset.status = data.status;
       status.textContent = data.status_label;
       status.className = `status st-${data.status}`;
+      // the tables below (states, calls) are rendered by the server: refresh them
+      setTimeout(() => window.location.reload(), 300);
     }
     const next = document.getElementById("next-due");
     if (next && data.dialer) next.textContent = `${next.textContent.split(":")[0]}: ${data.dialer.next_due_at || "-"}`;
