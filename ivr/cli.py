@@ -7,6 +7,7 @@ lists them so ``ivr --help`` shows every command and a broken import fails loudl
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 
@@ -106,6 +107,14 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 pass_settings = click.make_pass_decorator(_LazySettings)
+
+# Every read command takes --json: the same facts, machine-readable (non-ASCII kept as is).
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON instead of text.")
+
+
+def echo_json(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def main() -> None:

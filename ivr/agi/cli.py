@@ -8,7 +8,7 @@ import signal
 
 import click
 
-from ivr.cli import settings_from
+from ivr.cli import echo_json, json_option, settings_from
 
 
 @click.group()
@@ -52,7 +52,8 @@ def serve(ctx: click.Context) -> None:
 
 
 @agi.command()
-def handlers() -> None:
+@json_option
+def handlers(as_json: bool) -> None:
     """List registered AGI handlers.
 
     \b
@@ -61,6 +62,10 @@ def handlers() -> None:
     """
     from ivr.agi.registry import load_handlers
 
-    for name, fn in sorted(load_handlers().items()):
-        doc = (fn.__doc__ or "").strip().splitlines()
-        click.echo(f"{name:12} {doc[0] if doc else ''}")
+    found = {name: ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+             for name, fn in sorted(load_handlers().items())}
+    if as_json:
+        echo_json(found)
+        return
+    for name, doc in found.items():
+        click.echo(f"{name:12} {doc}")

@@ -33,7 +33,7 @@ from ivr.callerid.state import (
     utc,
 )
 from ivr.callerid.yamlfile import YamlConfigError
-from ivr.cli import settings_from
+from ivr.cli import echo_json, json_option, settings_from
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import open_db
 
@@ -215,8 +215,9 @@ def unflag(ctx: click.Context, number: str, reason: str, skip_cooldown: bool) ->
 @numbers.command()
 @click.argument("number", required=False)
 @click.option("--limit", default=30, show_default=True)
+@json_option
 @click.pass_context
-def history(ctx: click.Context, number: str | None, limit: int) -> None:
+def history(ctx: click.Context, number: str | None, limit: int, as_json: bool) -> None:
     """State changes (newest first), of NUMBER or of the whole pool.
 
     \b
@@ -225,10 +226,14 @@ def history(ctx: click.Context, number: str | None, limit: int) -> None:
       ivr numbers history +862150001001 --limit 10
     """
     db = _db(ctx)
+    rows = events(db, _number(number) if number else None, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
     table = Table(title="caller-ID state history")
     for col in ("at", "number", "from", "to", "source", "reason"):
         table.add_column(col, overflow="fold")
-    for e in events(db, _number(number) if number else None, limit=limit):
+    for e in rows:
         table.add_row(e["at"], e["number"], e["from_state"] or "-", e["to_state"], e["source"],
                       e["reason"])
     _console().print(table)
@@ -272,18 +277,23 @@ def _print_import(result: ImportResult) -> None:
 
 
 @flags.command("list")
+@json_option
 @click.pass_context
-def flags_list(ctx: click.Context) -> None:
+def flags_list(ctx: click.Context, as_json: bool) -> None:
     """Active flags.
 
     \b
     Example:
       ivr numbers flags list
     """
+    found = active_flags(_db(ctx))
+    if as_json:
+        echo_json(found)
+        return
     table = Table(title="active caller-ID flags")
     for col in ("id", "number", "source", "reason", "since", "expires"):
         table.add_column(col, overflow="fold")
-    for f in active_flags(_db(ctx)):
+    for f in found:
         table.add_row(str(f["id"]), f["number"], f["source"], f["reason"], f["created_at"],
                       f["expires_at"] or "-")
     _console().print(table)

@@ -19,12 +19,13 @@ from ivr.callerid.yamlfile import YamlConfigError
 from ivr.campaign import dialer as dialer_mod
 from ivr.campaign.importer import ImportFileError, import_orders
 from ivr.campaign.lease import lease_holder
+from ivr.campaign.overview import campaign_rows, campaign_state
 from ivr.campaign.planner import plan_campaign
 from ivr.campaign.policy import load_policy
 from ivr.campaign.segments import load_segments
 from ivr.campaign.wiring import queue_region_messages, run_campaign
 from ivr.campaign.yamlcfg import CampaignConfigError
-from ivr.cli import settings_from
+from ivr.cli import echo_json, json_option, settings_from
 from ivr.config import PROJECT_ROOT
 from ivr.store import open_db
 
@@ -65,6 +66,7 @@ def campaign() -> None:
       ivr campaign plan "live-stream buyers" --script surveys/platform_satisfaction.cmn.yaml
       ivr campaign run live-stream-buyers-20261201093000-3f2a --until-idle
       ivr campaign status live-stream-buyers-20261201093000-3f2a
+      ivr campaign list
     """
 
 
@@ -188,18 +190,70 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
     settings = settings_from(ctx)
     db = open_db(settings.db_path)
     _prerender(settings, db, campaign_id)
+    line = ProgressLine(sys.stderr)
     try:
         stats = asyncio.run(run_campaign(
             settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
-            stop_when_idle=until_idle, health_interval_s=health_interval))
+            stop_when_idle=until_idle, health_interval_s=health_interval,
+            progress=line.update))
     except (CampaignConfigError, dialer_mod.CampaignError, YamlConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, TimeoutError) as exc:
         raise click.ClickException(f"cannot reach Asterisk's AMI at {settings.ami.host}:"
                                    f"{settings.ami.port}: {exc}") from exc
+    finally:
+        line.close()
     console.print(f"campaign {campaign_id}: {stats.status}"
                   + (f" ({stats.reason})" if stats.reason else ""))
     click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
+
+
+class ProgressLine:
+    """``dialed / answered / in flight / next window`` on stderr while a campaign dials: one
+    line rewritten in place on a terminal, a new line when it changes (at most every 10 s)
+    otherwise (a log file)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.last = ""
+        self.last_at = 0.0
+        self.width = 0
+
+    def text(self, dialer: dialer_mod.CampaignDialer) -> str:
+        s = dialer.stats
+        nxt = dialer.next_due_at()
+        now = datetime.now(UTC)
+        if nxt is None:
+            when = "-"
+        elif nxt <= now:
+            when = "now"
+        else:
+            wait = int((nxt - now).total_seconds())
+            local = nxt.astimezone(ZoneInfo("Asia/Shanghai"))
+            when = f"{local:%m-%d %H:%M} (in {wait // 3600}h{wait % 3600 // 60:02d}m)" \
+                if wait >= 60 else f"in {wait}s"
+        return (f"dialed {s.dialed} / answered {s.answered} / in flight {dialer.in_flight} / "
+                f"retries {s.retries_scheduled} / next window {when}")
+
+    def update(self, dialer: dialer_mod.CampaignDialer) -> None:
+        import time
+
+        text = self.text(dialer)
+        if self.tty:
+            pad = max(0, self.width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.width = len(text)
+            self.stream.flush()
+        elif text != self.last and time.monotonic() - self.last_at >= 10:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self.last, self.last_at = text, time.monotonic()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
@@ -221,21 +275,52 @@ def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
         raise click.ClickException(f"prompt {text[:30]!r} ({voice}) cannot be rendered: {why}")
 
 
+@campaign.command("list")
+@click.option("--status", "status_filter", help="Only campaigns in this status (planned, "
+              "running, paused, done, stopped).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_context
+def list_cmd(ctx: click.Context, status_filter: str | None, limit: int, as_json: bool) -> None:
+    """Campaigns, newest first: id, name, status, contacts, attempts, answered.
+
+    \b
+    Examples:
+      ivr campaign list
+      ivr campaign list --status running --json
+    """
+    rows = campaign_rows(_db(ctx), status_filter, limit)
+    if as_json:
+        echo_json(rows)
+        return
+    table = Table("id", "name", "status", "kind", "contacts", "attempts", "answered", "created")
+    for r in rows:
+        table.add_row(r["id"], r["name"] or "", r["status"] or "", r["kind"] or "batch",
+                      str(r["contacts"]), str(r["attempts"]), str(r["answered"]),
+                      (r["created_at"] or "")[:19])
+    console.print(table if rows else "no campaigns yet (ivr campaign plan ...)")
+
+
 @campaign.command()
 @click.argument("campaign_id")
+@json_option
 @click.pass_context
-def status(ctx: click.Context, campaign_id: str) -> None:
+def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     """Contacts by state and outcome, attempts by outcome.
 
     \b
-    Example:
+    Examples:
       ivr campaign status live-stream-buyers-20261201093000-3f2a
+      ivr campaign status live-stream-buyers-20261201093000-3f2a --json
     """
     db = _db(ctx)
     try:
         camp = dialer_mod.get_campaign(db, campaign_id)
     except dialer_mod.CampaignError as exc:
         raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(campaign_state(db, campaign_id))
+        return
     console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
                   + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
     console.print(f"script {camp['script']}, language {camp['language']}, "

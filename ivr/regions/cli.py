@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ivr.callerid.yamlfile import YamlConfigError
+from ivr.cli import echo_json, json_option
 from ivr.regions.rules import RuleSet, default_rules_path, load_rules
 
 _FILE_KEY = "ivr.regions_file"
@@ -81,8 +82,9 @@ def check(ctx: click.Context, numbers: tuple[str, ...], as_json: bool) -> None:
 
 
 @regions.command("rules")
+@json_option
 @click.pass_context
-def list_rules(ctx: click.Context) -> None:
+def list_rules(ctx: click.Context, as_json: bool) -> None:
     """List the rules in the order they are tried.
 
     \b
@@ -91,6 +93,10 @@ def list_rules(ctx: click.Context) -> None:
       ivr regions --rules config/regions.yaml rules
     """
     rules = _rules(ctx)
+    if as_json:
+        echo_json({"source": str(rules.source),
+                   "rules": [r.model_dump(mode="json") for r in rules.rules]})
+        return
     table = Table(title=f"region rules ({rules.source}); first enabled match wins")
     for col in ("#", "name", "on", "match", "action", "details"):
         table.add_column(col, overflow="fold")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.campaign import dialer as dialer_mod
 from ivr.campaign.importer import ingest_records
-from ivr.campaign.lease import lease_holder
+from ivr.campaign.overview import campaign_rows, campaign_state
 from ivr.dnc import store as dnc
 from ivr.phone import InvalidNumber
 from ivr.report.model import ReportError, build_report
@@ -68,68 +68,15 @@ router = APIRouter(prefix="/v1")
 
 
 # ---- campaigns ------------------------------------------------------------------------------
-def campaign_rows(db: sqlite_utils.Database, status: str | None = None,
-                  limit: int = 200) -> list[dict[str, Any]]:
-    sql = ("SELECT id, name, status, status_reason, kind, script, language, created_at, "
-           "starts_at, ends_at FROM campaigns")
-    params: list[Any] = []
-    if status:
-        sql += " WHERE status = ?"
-        params.append(status)
-    rows = [dict(r) for r in db.query(sql + " ORDER BY created_at DESC LIMIT ?",
-                                      [*params, limit])]
-    counts: dict[str, dict[str, int]] = {}
-    for cid, state, n in db.execute(
-            f"SELECT campaign_id, state, count(*) FROM contacts WHERE campaign_id IN "
-            f"({','.join('?' * len(rows)) or 'NULL'}) GROUP BY 1, 2", [r["id"] for r in rows]):
-        counts.setdefault(cid, {})[state] = int(n)
-    att: dict[str, tuple[int, int]] = {}
-    for cid, n, answered in db.execute(
-            f"SELECT campaign_id, count(*), coalesce(sum(outcome = 'answered'), 0) FROM attempts "
-            f"WHERE campaign_id IN ({','.join('?' * len(rows)) or 'NULL'}) GROUP BY 1",
-            [r["id"] for r in rows]):
-        att[cid] = (int(n), int(answered))
-    for r in rows:
-        states = counts.get(r["id"], {})
-        r["contacts"] = sum(states.values())
-        r["contact_states"] = states
-        r["attempts"], r["answered"] = att.get(r["id"], (0, 0))
-    return rows
-
-
 def campaign_status(svc: Service, db: sqlite_utils.Database, campaign_id: str) -> dict[str, Any]:
     try:
-        camp = dialer_mod.get_campaign(db, campaign_id)
+        state = campaign_state(db, campaign_id)
     except dialer_mod.CampaignError as exc:
         raise HTTPException(404, str(exc)) from exc
-    camp.pop("policy", None)
-    states = [dict(r) for r in db.query(
-        "SELECT state, coalesce(final_outcome, '') AS final_outcome, count(*) AS contacts, "
-        "coalesce(sum(attempts), 0) AS attempts, min(next_attempt_at) AS next_attempt_at "
-        "FROM contacts WHERE campaign_id = ? GROUP BY 1, 2 ORDER BY 1, 2", [campaign_id])]
-    outcomes = [dict(r) for r in db.query(
-        "SELECT coalesce(outcome, state) AS outcome, sip_code, q850_cause, count(*) AS attempts "
-        "FROM attempts WHERE campaign_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC", [campaign_id])]
-    funnel = db.execute(
-        "SELECT count(*), sum(attempts > 0), "
-        "(SELECT count(DISTINCT contact_id) FROM attempts WHERE campaign_id = ? AND "
-        " outcome = 'answered'), "
-        "(SELECT count(DISTINCT contact_id) FROM calls WHERE campaign_id = ? AND "
-        " outcome IN ('completed', 'recovered')), "
-        "(SELECT count(*) FROM attempts WHERE campaign_id = ? AND coalesce(state, '') != "
-        " 'ended') FROM contacts WHERE campaign_id = ?",
-        [campaign_id] * 4).fetchone()
     live = svc.supervisor.live().get(campaign_id) if svc.supervisor else None
     failed = svc.supervisor.failed.get(campaign_id) if svc.supervisor else None
-    return {
-        "campaign": camp, "states": states, "attempt_outcomes": outcomes,
-        "funnel": {"contacts": funnel[0] or 0, "dialed": funnel[1] or 0,
-                   "answered": funnel[2] or 0, "completed": funnel[3] or 0,
-                   "in_flight": funnel[4] or 0},
-        "dialer": live, "dialer_error": failed[1] if failed else None,
-        "lease": lease_holder(db, campaign_id),
-        "webhooks": webhooks.counts(db, campaign_id),
-    }
+    return {**state, "dialer": live, "dialer_error": failed[1] if failed else None,
+            "webhooks": webhooks.counts(db, campaign_id)}
 
 
 class CampaignIn(BaseModel):

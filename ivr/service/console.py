@@ -34,6 +34,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from ivr.campaign import dialer as dialer_mod
 from ivr.campaign.importer import ImportFileError, import_orders
+from ivr.campaign.overview import campaign_rows
 from ivr.dnc import store as dnc
 from ivr.i18n import label, lang_of
 from ivr.phone import InvalidNumber
@@ -41,7 +42,7 @@ from ivr.report.model import ReportError, build_report, mask_phone
 from ivr.report.render import csv_cell, report_css, report_fragment
 from ivr.report.status import collect_status
 from ivr.report.tables import report_tables
-from ivr.service.api import campaign_rows, campaign_status
+from ivr.service.api import campaign_status
 from ivr.service.auth import Principal, allows, check_user
 from ivr.service.core import Service, ServiceError
 from ivr.service.events import recent_events, rules_as_json

@@ -46,7 +46,7 @@ from ivr.campaign.segments import SegmentsConfig
 from ivr.campaign.yamlcfg import Strict, load_yaml_model
 from ivr.outbox.store import enqueue as enqueue_message
 from ivr.phone import InvalidNumber
-from ivr.store import add_missing_columns, is_dnc, now_iso, register_schema
+from ivr.store import is_dnc, now_iso, register_schema
 
 EVENT_KIND = "event"
 EVENT_MESSAGE_KIND = "event_message"
@@ -241,8 +241,6 @@ def events_schema(db: sqlite_utils.Database) -> None:
         pk="id", if_not_exists=True)
     db.table("events").create_index(["rule", "dedupe_key", "received_at"], if_not_exists=True)
     db.table("events").create_index(["received_at"], if_not_exists=True)
-    # What kind of campaign a row is (batch | event | recurring) and what made it.
-    add_missing_columns(db, "campaigns", {"kind": str, "source": str, "day": str})
 
 
 class EventIn(BaseModel):
