@@ -36,14 +36,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Every file it opens (the first and each one after a rollover) is owner read/write,
+    group read: the log names campaigns and carries masked numbers."""
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o640)
+        return stream
+
+
 def configure(log_file: Path, *, max_bytes: int, backups: int, level: int = logging.INFO,
               console: bool = True) -> logging.Handler:
     """Route the root logger to ``log_file`` (rotated, mode 0640) and stderr; returns the file
     handler."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes,
-                                                   backupCount=backups, encoding="utf-8")
-    os.chmod(log_file, 0o640)
+    handler = _PrivateRotatingHandler(log_file, maxBytes=max_bytes, backupCount=backups,
+                                      encoding="utf-8")
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
