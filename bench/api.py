@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.testing.bed import Bed, free_port  # noqa: E402
 from ivr.testing.sipp import Customer  # noqa: E402
-from tests.service.proc import ServiceProc, service_config  # noqa: E402
+from tests.service.proc import ServiceProc, quiet_pool, service_config  # noqa: E402
 
 SCRIPT = ROOT / "tests" / "data" / "mini.cmn.yaml"
 
@@ -70,9 +70,11 @@ def main() -> None:
                                  rules=rules)
         service["webhooks"] = {}
         service["policy"] = str(_policy(home))
+        # every buyer declines: the caller-ID pool's health judging is off (quiet_pool), this
+        # bench measures latency, not number health
         phones = [f"8613905800{i:03d}" for i in range(args.events)]
         with Bed(home, customers=[Customer(p, reject=603) for p in phones],
-                 service=service, numbers=str(_pool(home))) as bed, ServiceProc(bed) as svc:
+                 service=service, numbers=str(quiet_pool(home))) as bed, ServiceProc(bed) as svc:
             rates = []
             for run in range(args.runs):
                 t0 = time.perf_counter()
@@ -115,19 +117,6 @@ def main() -> None:
                         "event_latency_beyond_delay_max_s": round(max(late), 3),
                         "events": len(late), "delay_s": args.delay})
     print(json.dumps(out))
-
-
-def _pool(home: Path) -> Path:
-    """The shipped caller-ID pool with health judging off: every buyer here declines, which
-    would (rightly) flag the numbers; this bench measures latency, not number health."""
-    import yaml
-
-    pool = yaml.safe_load((ROOT / "config" / "numbers.yaml").read_text())
-    pool["health"] = {**pool["health"], "min_calls": 10**6, "min_answered": 10**6,
-                      "min_rejections": 10**6}
-    path = home / "bench-numbers.yaml"
-    path.write_text(yaml.safe_dump(pool))
-    return path
 
 
 def _policy(home: Path) -> Path:

@@ -170,6 +170,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "t_caller_ids": ("主叫号码健康（号码池当前状态，本活动的拨打）",
                      "Caller-ID health (pool state now, this campaign's attempts)"),
     "rejected": ("拒接", "rejected"),
+    "t_webhooks": ("推送给平台的回调", "Webhook deliveries to the platform"),
+    "deliveries": ("次数", "deliveries"),
     "funnel_title": ("外呼漏斗（联系人：{n}）", "Funnel (contacts: {n})"),
     "hour_title": ("按被叫本地时段的接通率（%）", "Answer rate by callee local hour (%)"),
     "ranking_title": ("{kind}不满意率（%）- 红色：需整改（> {t}%，至少 {m} 人评价）",

@@ -231,6 +231,8 @@ class Report:
     # why unsatisfied buyers were unhappy (decisive calls), most frequent first
     reasons: list[tuple[str, int]] = field(default_factory=list)
     caller_ids: list[CallerHealth] = field(default_factory=list)
+    # webhook deliveries of the campaign: (event, state, count), when the service sends them
+    webhooks: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def merchants_to_rectify(self) -> Rate:
@@ -386,6 +388,9 @@ def build_report(
         SELECT coalesce(nullif(trim(reason), ''), '(no reason given)') AS r, count(*) AS n
         FROM base WHERE answered AND satisfied = 0 GROUP BY r ORDER BY n DESC, r""", params)]
     caller_ids = _caller_health(db, campaign_id)
+    webhooks = [(str(e), str(s), int(n)) for e, s, n in db.execute(
+        "SELECT event, state, count(*) FROM webhooks WHERE campaign_id = ? GROUP BY 1, 2 "
+        "ORDER BY 1, 2", [campaign_id])] if "webhooks" in db.table_names() else []
     return Report(
         campaign_id=campaign_id,
         campaign_name=(camp[1] if camp else None) or campaign_id,
@@ -400,6 +405,7 @@ def build_report(
         suggestions=suggestions,
         reasons=reasons,
         caller_ids=caller_ids,
+        webhooks=webhooks,
     )
 
 
@@ -511,8 +517,8 @@ def _register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("ivr_local_day", 3, local_day, deterministic=True)
 
 
-def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -> int | None:
-    """Hour (0-23) of ``started_at`` in the callee's time zone; None when the time is unreadable."""
+def _local(started_at: str | None, tz_name: str | None, phone: str | None) -> datetime | None:
+    """``started_at`` in the callee's time zone; None when the time is unreadable."""
     if not started_at:
         return None
     try:
@@ -521,20 +527,19 @@ def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -
         return None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)  # the store writes UTC
-    return ts.astimezone(_zone(tz_name or "", phone or "")).hour
+    return ts.astimezone(_zone(tz_name or "", phone or ""))
+
+
+def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -> int | None:
+    """Hour (0-23) of ``started_at`` in the callee's time zone."""
+    local = _local(started_at, tz_name, phone)
+    return None if local is None else local.hour
 
 
 def local_day(started_at: str | None, tz_name: str | None, phone: str | None) -> str | None:
     """Date (YYYY-MM-DD) of ``started_at`` in the callee's time zone."""
-    if not started_at:
-        return None
-    try:
-        ts = datetime.fromisoformat(started_at)
-    except ValueError:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(_zone(tz_name or "", phone or "")).date().isoformat()
+    local = _local(started_at, tz_name, phone)
+    return None if local is None else local.date().isoformat()
 
 
 @lru_cache(maxsize=4096)

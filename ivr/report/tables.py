@@ -58,6 +58,9 @@ def report_tables(report: Report) -> list[Table]:
         [(c.number, c.state, None if c.score is None else f"{c.score:g}", c.attempts,
           c.answered, c.answer_rate, c.rejected) for c in report.caller_ids]))
     tables.append(Table(
+        "webhooks", "Webhook deliveries to the platform", ("event", "state", "deliveries"),
+        list(report.webhooks)))
+    tables.append(Table(
         "suggestions", "Open answers (suggestions)",
         ("call_id", "phone", "merchant", "node", "transcript", "dtmf", "recording",
          "answered_at"),
@@ -131,6 +134,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "hosts_to_rectify": rate_dict(report.hosts_to_rectify),
         "suggestions": [s.__dict__.copy() for s in report.suggestions],
         "reasons": [[k, n] for k, n in report.reasons],
+        "webhooks": [{"event": e, "state": s, "deliveries": n} for e, s, n in report.webhooks],
         "caller_ids": [{"number": c.number, "state": c.state, "score": c.score,
                         "attempts": c.attempts, "answered": c.answered,
                         "answer_rate": rate_dict(c.answer_rate), "rejected": c.rejected}

@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import sqlite_utils
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr.campaign.dialer import transaction
@@ -44,13 +43,13 @@ from ivr.campaign.planner import RUNNING, add_contact, segment_of_order
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, iso, parse_iso, policy_json
 from ivr.campaign.segments import SegmentsConfig
 from ivr.campaign.yamlcfg import Strict, load_yaml_model
+from ivr.messages import check_template, render_template, unique_names
 from ivr.outbox.store import enqueue as enqueue_message
 from ivr.phone import InvalidNumber
 from ivr.store import is_dnc, now_iso, register_schema
 
 EVENT_KIND = "event"
 EVENT_MESSAGE_KIND = "event_message"
-_TEMPLATES = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "contains"]
 
@@ -161,16 +160,7 @@ class EventRule(Strict):
     def _delay(cls, v: Any) -> float:
         return parse_duration(v)
 
-    @field_validator("message")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                _TEMPLATES.parse(v)
-            except jinja2.TemplateSyntaxError as exc:
-                raise ValueError(f"message template: {exc.message} (template line "
-                                 f"{exc.lineno})") from exc
-        return v
+    _template = field_validator("message")(check_template)
 
     @model_validator(mode="after")
     def _fields(self) -> EventRule:
@@ -184,7 +174,7 @@ class EventRule(Strict):
 
     def render_message(self, context: dict[str, Any]) -> str:
         assert self.message is not None
-        return _TEMPLATES.from_string(self.message).render(context).strip()
+        return render_template(self.message, context).strip()
 
 
 class EventRules(Strict):
@@ -192,10 +182,7 @@ class EventRules(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> EventRules:
-        names = [r.name for r in self.rules]
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise ValueError(f"rule names must be unique: {dups}")
+        unique_names(r.name for r in self.rules)
         return self
 
     def first_match(self, event_type: str, facts: dict[str, Any]) -> tuple[

@@ -92,7 +92,7 @@ def test_json_csv_html_agree(outputs: Any) -> None:
     report, data, csvs, html = outputs
     assert set(csvs) == set(html.tables) == {
         "funnel", "by_segment", "by_voice", "by_hour", "by_day", "by_caller_id", "by_region",
-        "merchants", "hosts", "reasons", "caller_ids", "suggestions"}
+        "merchants", "hosts", "reasons", "caller_ids", "webhooks", "suggestions"}
     # funnel: every metric, same order
     funnel = data["funnel"]
     assert [r[0] for r in csvs["funnel"][1:]] == [r[0] for r in html.tables["funnel"] if r]

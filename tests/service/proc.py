@@ -92,6 +92,19 @@ class ServiceProc:
         return resp.json()
 
 
+def quiet_pool(home: Path) -> Path:
+    """The shipped caller-ID pool with health judging off: declines in these tests are the
+    callees' answers under test, not a verdict on the numbers (test_callerid_calls covers it)."""
+    import yaml
+
+    pool = yaml.safe_load((PROJECT_ROOT / "config" / "numbers.yaml").read_text())
+    pool["health"] = {**pool["health"], "min_calls": 10**6, "min_answered": 10**6,
+                      "min_rejections": 10**6}
+    path = home / "quiet-numbers.yaml"
+    path.write_text(yaml.safe_dump(pool))
+    return path
+
+
 def service_config(home: Path, *, port: int, receiver_url: str, rules: list[dict[str, Any]],
                    backoff_s: float = 1.0, max_backoff_s: float = 3.0) -> dict[str, Any]:
     """The bed's ``service:`` section: rules file, all-day policy, webhooks to the receiver."""

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ivr.config import PROJECT_ROOT
 from ivr.prompts import engine
@@ -28,7 +27,7 @@ from ivr.testing.bed import Bed, free_port
 from ivr.testing.campaign_helpers import invites_per_number
 from ivr.testing.customer_plan import Answer, plan_customer
 from tests.conftest import IN_CI, require
-from tests.service.proc import ServiceProc, service_config
+from tests.service.proc import ServiceProc, quiet_pool, service_config
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
 
@@ -49,15 +48,10 @@ DIGITS = [number(i) for i in range(1, 4)]
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     home = tmp_path_factory.mktemp("console-bed")
-    pool = yaml.safe_load((PROJECT_ROOT / "config" / "numbers.yaml").read_text())
-    pool["health"] = {**pool["health"], "min_calls": 10000, "min_answered": 10000,
-                      "min_rejections": 10000}
-    (home / "numbers.yaml").write_text(yaml.safe_dump(pool))
     service = service_config(home, port=free_port(), receiver_url="http://127.0.0.1:9",
                              rules=[])
     service["webhooks"] = {}
-    with Bed(home, platform=PLATFORM, numbers=str(home / "numbers.yaml"),
-             service=service) as b:
+    with Bed(home, platform=PLATFORM, numbers=str(quiet_pool(home)), service=service) as b:
         yield b
 
 

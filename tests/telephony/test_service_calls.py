@@ -25,7 +25,7 @@ from ivr.testing.bed import Bed, free_port
 from ivr.testing.campaign_helpers import invites_per_number
 from ivr.testing.customer_plan import Answer, plan_customer
 from ivr.testing.sipp import Customer
-from tests.service.proc import ServiceProc, service_config
+from tests.service.proc import ServiceProc, quiet_pool, service_config
 from tests.service.receiver import Receiver
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.usefixtures("telephony")]
@@ -55,11 +55,7 @@ def receiver_port() -> int:
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory, receiver_port: int) -> Iterator[Bed]:
     home = tmp_path_factory.mktemp("service-bed")
-    pool = yaml.safe_load((PROJECT_ROOT / "config" / "numbers.yaml").read_text())
-    pool["health"] = {**pool["health"], "min_calls": 10000, "min_answered": 10000,
-                      "min_rejections": 10000}
-    numbers = home / "numbers.yaml"
-    numbers.write_text(yaml.safe_dump(pool))
+    numbers = quiet_pool(home)
     rules = [{"name": "not-dispatched", "event": "order.not_dispatched", "action": "call",
               "script": str(FULL), "delay": DELAY_S, "outside_window": "message",
               "message": "【{{ platform }}】{{ product }}暂未发货。回T退订",
@@ -170,6 +166,10 @@ def test_event_becomes_one_call_and_its_webhooks_arrive(bed: Bed, svc: ServicePr
     call = svc.get(f"/v1/calls/{data['survey']['id']}")
     assert {w["event"]: w["state"] for w in call["webhooks"]} == {
         "call.finished": "delivered", "remedy.accepted": "delivered"}
+    # ... and in the campaign's report
+    report = svc.get(f"/v1/campaigns/{cid}/report")
+    assert {(w["event"], w["state"]) for w in report["webhooks"]} == {
+        ("call.finished", "delivered"), ("remedy.accepted", "delivered")}
     # one summary line per call in the structured log
     summaries = [line for line in svc.service_log() if '"event": "call.summary"' in line
                  and f'"campaign": "{cid}"' in line]
