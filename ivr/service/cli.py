@@ -50,8 +50,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
               level=logging.DEBUG if verbose >= 2 else logging.INFO)
     click.echo(f"ivr service on http://{settings.service.host}:{settings.service.port} "
                f"(console /console/, API /v1, log {settings.service_log})", err=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings))
+    from ivr.callerid.yamlfile import YamlConfigError
+    from ivr.config import ConfigError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings))
+    except (ConfigError, YamlConfigError) as exc:  # a rule / policy / pool file is invalid
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot serve on {settings.service.host}:"
+                                   f"{settings.service.port}: {exc}") from exc
 
 
 @click.group()

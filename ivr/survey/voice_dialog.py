@@ -129,10 +129,11 @@ class AgiVoiceDialog:
         if question.dtmf_only or not question.phrases:
             return await self.dtmf.ask(question)
         outcome = await self._turn(question, self.confidence)
+        timing = self.turns[-1]  # this question's turn (a confirmation adds one of its own)
         result = await self._result(question, outcome)
         if self.on_turn is not None:
             try:
-                self.on_turn(_turn_row(question, result, self.turns[-1]))
+                self.on_turn(_turn_row(question, result, timing))
             except Exception:  # noqa: BLE001 - the turn log must never break a call
                 log.exception("turn log failed")
         return result
