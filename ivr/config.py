@@ -208,6 +208,11 @@ class ServiceSettings(_Strict):
     scan_s: float = Field(2.0, gt=0, le=300)
     poll_s: float = Field(1.0, gt=0, le=60)
     session_hours: float = Field(12.0, gt=0, le=24 * 30)  # console login lifetime
+    # Follow-up messages (event rules' "message instead", region rules, remedies) are sent by
+    # the service through this sender (``ivr outbox send --sender`` syntax, e.g.
+    # "webhook:http://127.0.0.1:9000/sms"); None: queued for ``ivr outbox send``.
+    outbox_sender: str | None = None
+    outbox_every_s: float = Field(10.0, gt=0, le=3600)
     webhooks: WebhookSettings = WebhookSettings()
 
     @model_validator(mode="after")

@@ -100,6 +100,8 @@ class Service:
         self._tasks = [asyncio.create_task(self._ami_and_dial(), name="ami"),
                        asyncio.create_task(self.deliverer.run(), name="webhooks"),
                        asyncio.create_task(self._results_loop(), name="results")]
+        if self.settings.service.outbox_sender:
+            self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
         self.scheduler.start()
         log.info("service started", extra={"event": "service.started",
                                            "rules": len(self.event_rules.rules),
@@ -154,6 +156,24 @@ class Service:
                 log.exception("results pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+
+    async def _outbox_loop(self) -> None:
+        """Send due follow-up messages through the configured sender (same rules, dedup and
+        crash recovery as ``ivr outbox send``)."""
+        from ivr.outbox.deliver import deliver
+        from ivr.outbox.senders import load_sender
+
+        sender = load_sender(str(self.settings.service.outbox_sender))
+        while not self._stopping.is_set():
+            try:
+                counts = await deliver(self.db, sender, now=self.clock())
+                if any(counts.values()):
+                    log.info("outbox: %s", counts, extra={"event": "outbox.sent", **counts})
+            except Exception:  # noqa: BLE001 - next pass
+                log.exception("outbox pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(),
+                                       timeout=self.settings.service.outbox_every_s)
 
     def wake(self, campaign_id: str | None = None) -> None:
         if self.supervisor is not None:

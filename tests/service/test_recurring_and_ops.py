@@ -168,3 +168,28 @@ def test_secrets_and_database_are_private(tmp_path: Path) -> None:
     assert oct(service.settings.db_path.stat().st_mode & 0o777) == "0o600"
     again = Service(load_settings(write_service_config(tmp_path / "home")))
     assert again.webhook_secret == service.webhook_secret  # generated once
+
+
+def test_service_sends_follow_up_messages_through_its_sender(tmp_path: Path) -> None:
+    from ivr.outbox.store import enqueue
+
+    sent = tmp_path / "sms.jsonl"
+    cfg = write_service_config(tmp_path / "home", extra={"service": {
+        "outbox_sender": f"file:{sent}", "outbox_every_s": 0.1}})
+    service = Service(load_settings(cfg))
+    enqueue(service.db, "+8613912345678", "【示例平台】您的订单暂未发货，正在加急。回T退订",
+            kind="event_message", dedup_key="event:e1")
+
+    async def run() -> None:
+        task = asyncio.create_task(service._outbox_loop())
+        for _ in range(50):
+            if sent.exists():
+                break
+            await asyncio.sleep(0.05)
+        service._stopping.set()
+        await task
+
+    asyncio.run(run())
+    lines = [json.loads(line) for line in sent.read_text(encoding="utf-8").splitlines()]
+    assert [m["phone"] for m in lines] == ["+8613912345678"]
+    assert service.db.execute("SELECT state FROM outbox").fetchone()[0] == "sent"
