@@ -66,9 +66,7 @@ def main() -> None:
         rules = [{"name": "latency", "event": "order.not_dispatched", "action": "call",
                   "script": str(SCRIPT), "delay": args.delay, "outside_window": "next_window",
                   "dedupe": {"by": "order", "window": "1h"}}]
-        service = service_config(home, port=free_port(), receiver_url="http://127.0.0.1:9",
-                                 rules=rules)
-        service["webhooks"] = {}
+        service = service_config(home, port=free_port(), rules=rules)
         service["policy"] = str(_policy(home))
         # every buyer declines: the caller-ID pool's health judging is off (quiet_pool), this
         # bench measures latency, not number health

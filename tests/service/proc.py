@@ -105,9 +105,11 @@ def quiet_pool(home: Path) -> Path:
     return path
 
 
-def service_config(home: Path, *, port: int, receiver_url: str, rules: list[dict[str, Any]],
-                   backoff_s: float = 1.0, max_backoff_s: float = 3.0) -> dict[str, Any]:
-    """The bed's ``service:`` section: rules file, all-day policy, webhooks to the receiver."""
+def service_config(home: Path, *, port: int, rules: list[dict[str, Any]],
+                   receiver_url: str | None = None, backoff_s: float = 1.0,
+                   max_backoff_s: float = 3.0) -> dict[str, Any]:
+    """The bed's ``service:`` section: rules file, all-day policy, webhooks to the receiver
+    (none without ``receiver_url``)."""
     import yaml
 
     from ivr.testing.campaign_helpers import all_day_policy, all_day_segments
@@ -120,8 +122,8 @@ def service_config(home: Path, *, port: int, receiver_url: str, rules: list[dict
                                      max_concurrent=2, cps=2, ring_timeout_s=5)),
         "segments": str(all_day_segments(home / "service-segments.yaml")),
         "scripts": [str(PROJECT_ROOT / "surveys"), str(PROJECT_ROOT / "tests" / "data")],
-        "webhooks": {"call_finished": f"{receiver_url}/calls",
-                     "fulfilment": f"{receiver_url}/fulfil", "secret": "test-webhook-secret",
-                     "backoff_s": backoff_s, "factor": 1.5, "max_backoff_s": max_backoff_s,
-                     "max_tries": 1000, "timeout_s": 3},
+        "webhooks": {} if receiver_url is None else {
+            "call_finished": f"{receiver_url}/calls", "fulfilment": f"{receiver_url}/fulfil",
+            "secret": "test-webhook-secret", "backoff_s": backoff_s, "factor": 1.5,
+            "max_backoff_s": max_backoff_s, "max_tries": 1000, "timeout_s": 3},
     }

@@ -48,20 +48,15 @@ DIGITS = [number(i) for i in range(1, 4)]
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     home = tmp_path_factory.mktemp("console-bed")
-    service = service_config(home, port=free_port(), receiver_url="http://127.0.0.1:9",
-                             rules=[])
-    service["webhooks"] = {}
+    service = service_config(home, port=free_port(), rules=[])
     with Bed(home, platform=PLATFORM, numbers=str(quiet_pool(home)), service=service) as b:
         yield b
 
 
 @pytest.fixture(scope="module")
 def svc(bed: Bed) -> Iterator[ServiceProc]:
-    proc = ServiceProc(bed).start()
-    try:
+    with ServiceProc(bed) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

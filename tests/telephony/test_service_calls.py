@@ -69,11 +69,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory, receiver_port: int) -> Iterato
 
 @pytest.fixture(scope="module")
 def svc(bed: Bed) -> Iterator[ServiceProc]:
-    proc = ServiceProc(bed).start()
-    try:
+    with ServiceProc(bed) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
