@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sqlite3
 import sys
 
 import click
 
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.files import private_umask
 
 # command name -> "module:attribute" of a click command/group
 SUBCOMMANDS: dict[str, str] = {
@@ -34,8 +36,25 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+# Exit status of any command that could not use its database (read-only, full disk, corrupt...).
+EXIT_DATABASE = 3
+
+
 class LazyGroup(click.Group):
-    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast)."""
+    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast).
+
+    A database that cannot be used ends any command with one line saying which file, why and what
+    to do (exit status 3), never a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ivr.store import StoreError, explain
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, sqlite3.Error) as exc:
+            click.echo(f"error: {explain(exc)}", err=True)
+            ctx.exit(EXIT_DATABASE)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
@@ -72,6 +91,7 @@ def root(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    private_umask()  # buyer data, recordings, logs and secrets: private from the first byte
     ctx.obj = _LazySettings(config_path)
 
 

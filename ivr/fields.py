@@ -263,6 +263,24 @@ def uniqueid(value: str) -> str:
     return str(value)
 
 
+# Longest channel variable value set from order data (the importer's caps are far below).
+MAX_CHANNEL_TEXT = 200
+
+
+def channel_value(field: str, value: object) -> str:
+    """A channel variable value from order data, by the field it comes from: an order id that is
+    not one becomes "" (the agent sees no id rather than a forged one); any text loses control
+    characters and is bounded. The AGI encoder quotes it on the way to Asterisk."""
+    if value is None:
+        return ""
+    if field in ("order_id", "IVR_ORDER_ID"):
+        try:
+            return order_id(str(value))
+        except FieldError:
+            return ""
+    return clean_text(value, MAX_CHANNEL_TEXT)
+
+
 def integer(value: str, low: int, high: int) -> str:
     if not re.fullmatch(r"[0-9]{1,9}", str(value)) or not low <= int(value) <= high:
         raise FieldError(f"{str(value)[:20]!r} is not a whole number from {low} to {high}")

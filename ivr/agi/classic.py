@@ -18,6 +18,7 @@ from asterisk.agi import AGI
 from ivr.agi.channel import AGIChannel, AGIHangup, AGIResponse, parse_response
 from ivr.agi.registry import run_handler
 from ivr.config import ConfigError, load_settings
+from ivr.files import private_umask
 
 log = logging.getLogger("ivr.agi.classic")
 
@@ -48,6 +49,7 @@ class Pyst2Transport:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    private_umask()
     logging.basicConfig(
         level=os.environ.get("IVR_LOG_LEVEL", "WARNING"), stream=sys.stderr,
         format="ivr-agi %(levelname)s %(name)s: %(message)s",

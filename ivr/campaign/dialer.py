@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_i
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialRequest, DialResult, Originator
 from ivr.dialer.variables import SURVEY, VariableError, check
-from ivr.store import now_iso
+from ivr.store import now_iso, transaction
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,6 @@ class CampaignError(Exception):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 # ---- campaign status (also used by the CLI) ------------------------------------------------
