@@ -109,12 +109,6 @@ class TrunkSettings(_Strict):
         except fields.FieldError as exc:
             raise ValueError(str(exc)) from None
 
-    @model_validator(mode="after")
-    def _auth(self) -> TrunkSettings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together (digest auth needs both)")
-        return self
-
 
 class AmiSettings(_Strict):
     host: IPAddress = "127.0.0.1"
@@ -263,6 +257,11 @@ class Settings(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"trunk names must be unique, repeated: {dup}")
+        keys = ["trunk", *(f"trunks.{i}" for i in range(len(self.trunks)))]
+        for key, t in zip(keys, self.all_trunks, strict=True):
+            if (t.username is None) != (t.password is None):
+                raise ValueError(f"{key}: username and password go together (digest auth "
+                                 "needs both)")
         return self
 
     @property

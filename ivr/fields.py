@@ -226,8 +226,10 @@ def path_text(value: object) -> str:
     if bad:
         raise FieldError(f"{text!r}: the character {bad.group()!r} is not allowed in a path "
                          "that Asterisk reads")
-    if not text or text != text.strip():
-        raise FieldError(f"{text!r}: empty, or starts or ends with a space")
+    if not text or text != text.strip() or len(text) > 1024 or \
+            any(len(part.encode()) > 255 for part in text.split("/")):
+        raise FieldError(f"{text[:80]!r}: empty, too long (1024 characters, 255 bytes a "
+                         "component), or starts or ends with a space")
     return text
 
 

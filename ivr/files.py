@@ -26,7 +26,11 @@ def private_umask() -> int:
 def private_dir(path: str | Path) -> Path:
     """``path`` (and missing parents) as a directory only its owner can read, list or enter."""
     p = Path(path)
-    p.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    missing = [d for d in (p, *p.parents) if not d.exists()]
+    for d in reversed(missing):  # mkdir(parents=True) would make the parents with the umask
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=DIR_MODE)
+        _tighten(d, DIR_MODE)
     _tighten(p, DIR_MODE)
     return p
 

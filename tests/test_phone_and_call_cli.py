@@ -39,3 +39,26 @@ def test_ivr_call_refuses_before_ami(tmp_path: Path, bad: str) -> None:
         assert "invalid phone number" in res.output or "empty phone number" in res.output
         with pytest.raises(TimeoutError):
             listener.accept()
+
+
+@pytest.mark.parametrize("var", [
+    "IVR_DIAL_PREFIX=8613900000009@carrier&PJSIP/",  # the guard bypass of issue 13
+    "IVR_TRUNK=carrier2", "IVR_CALLER_ID=+8613900000009", "IVR_PHONE=+8613900000009",
+    "IVR_RING_TIMEOUT=30,U(evil)", "IVR_TOKEN=x", "IVR_DIAL_TARGET=PJSIP/0099912345678@carrier",
+    "IVR_GUARD=allow", "AGIEXECFULL=yes", "__IVR_TRUNK=x", "IVR_ORDER_ID=A1,IVR_TRUNK=x",
+    "IVR_ORDER_ID=A\nB", "IVR_SCRIPT=/etc/passwd,x", "IVR_AMD=yes", "IVR_LANGUAGE=ko;x", "=1",
+])
+def test_ivr_call_var_accepts_only_survey_variables(tmp_path: Path, var: str) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        cfg = tmp_path / "ivr.yaml"
+        cfg.write_text(yaml.safe_dump({"home": str(tmp_path),
+                                       "ami": {"port": listener.getsockname()[1]}}))
+        res = CliRunner().invoke(root, ["--config", str(cfg), "call", "+8613912345678",
+                                        "--var", var])
+        assert res.exit_code == 2, res.output
+        assert "error: --var" in res.output
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing reached AMI

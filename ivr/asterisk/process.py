@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ivr.asterisk.install import AsteriskRoot
-from ivr.asterisk.render import render
+from ivr.asterisk.render import RenderError, render
 from ivr.config import Settings
 from ivr.files import PRIVATE_UMASK, open_private_log, private_dir
 
@@ -46,7 +46,10 @@ class Asterisk:
                 f"Asterisk is not installed at {self.root.path}: run `ivr setup` first")
         if self.running():
             raise AsteriskError(f"an Asterisk already runs from {self.settings.run_dir}")
-        render(self.settings)
+        try:
+            render(self.settings)
+        except RenderError as exc:
+            raise AsteriskError(f"configuration not rendered: {exc}") from exc
         private_dir(self.log_file.parent)
         console = open_private_log(self.settings.run_dir / "log" / "console.log")
         # Asterisk writes recordings, logs and its database with this umask: 0600 / 0700.

@@ -86,6 +86,9 @@ def agi_entry_point() -> Path:
 
 def render(settings: Settings) -> Path:
     """Write every config into ``settings.run_dir/etc``; returns the asterisk.conf path."""
+    for t in settings.all_trunks:
+        if (t.username is None) != (t.password is None):
+            raise RenderError(f"trunk {t.name}: username and password go together")
     root = AsteriskRoot(settings.asterisk.root)
     run = settings.run_dir
     private_dir(settings.home)
