@@ -154,7 +154,7 @@ def open_db(path: str | Path, *, read_only_ok: bool = False) -> sqlite_utils.Dat
             path, "cannot-open", f"{path}: cannot open the database: {exc}")
         if err.kind == "cannot-open" and _read_only(path):
             err = explain(sqlite3.OperationalError("read-only file or directory"), path)
-        if read_only_ok and err.kind in ("read-only", "cannot-open") and path.exists():
+        if read_only_ok and err.kind in ("read-only", "cannot-open", "full") and path.exists():
             return _open_read_only(path)
         raise err from exc
 
