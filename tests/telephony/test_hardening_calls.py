@@ -159,6 +159,10 @@ def test_hostile_order_text_reaches_prompt_and_transfer_as_data(bed: Bed, number
     assert agent in log, bed.diagnostics()
     assert f"Order: O{number},Product: " in log
     assert invites(bed) <= PLANNED
+    assert bed.sipp is not None
+    trace = bed.sipp.messages()
+    # SIP headers name the product, never the Asterisk build.
+    assert re.search(r"^User-Agent: ivr\s*$", trace, re.M) and "Asterisk PBX" not in trace
     assert "Traceback" not in bed.fastagi_log()
 
 
