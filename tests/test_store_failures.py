@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import require
 from ivr.cli import root
 
 MINI = Path(__file__).parent / "data" / "mini.cmn.yaml"
@@ -40,10 +38,9 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def populated(tmp_path_factory: pytest.TempPathFactory,
+              mount_namespaces: None) -> dict[str, Any]:
     """A home with imported orders and a planned campaign."""
-    require(shutil.which("unshare") is not None and os.geteuid() == 0,
-            "unshare and root (mount namespaces for read-only / full file systems)")
     tmp = tmp_path_factory.mktemp("store")
     home = tmp / "home"
     cfg = tmp / "ivr.yaml"
