@@ -52,7 +52,11 @@ class LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (StoreError, sqlite3.Error) as exc:
+        except (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # Only what the file or the disk causes; an IntegrityError or a ProgrammingError is
+            # a bug and keeps its traceback.
+            if type(exc) not in (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError):
+                raise
             click.echo(f"error: {explain(exc)}", err=True)
             ctx.exit(EXIT_DATABASE)
 

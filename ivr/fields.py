@@ -108,6 +108,16 @@ def name(value: str) -> str:
     return str(value)
 
 
+_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def label(value: str) -> str:
+    """A voice profile or segment name: letters, digits, '_', '.' and '-' (max 63)."""
+    if not _LABEL_NAME.fullmatch(str(value)):
+        raise FieldError(f"{str(value)[:80]!r}: use only letters, digits, '_', '.' and '-'")
+    return str(value)
+
+
 def trunk_name(value: str) -> str:
     name(value)
     if value in RESERVED_SECTIONS or value.startswith("transport-") or value.endswith("-auth"):

@@ -19,6 +19,7 @@ from ivr.agi.channel import AGIChannel, AGIHangup, AGIResponse, parse_response
 from ivr.agi.registry import run_handler
 from ivr.config import ConfigError, load_settings
 from ivr.files import private_umask
+from ivr.store import StoreError
 
 log = logging.getLogger("ivr.agi.classic")
 
@@ -72,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         agi.verbose(f"ivr-agi: configuration error: {exc}")
         return 1
     channel = AGIChannel(Pyst2Transport(agi), env)
-    outcome = asyncio.run(run_handler(name, channel, settings, "classic"))
+    try:
+        outcome = asyncio.run(run_handler(name, channel, settings, "classic"))
+    except StoreError as exc:  # the database cannot be used: the dialplan fails closed
+        log.error("%s", exc)
+        agi.verbose(f"ivr-agi: {exc}")
+        return 1
     return 0 if outcome in ("ok", "hangup") else 1
 
 

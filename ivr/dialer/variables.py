@@ -29,8 +29,8 @@ def _count(value: str) -> str:
     return fields.integer(value, 0, 10**9)
 
 
-def _name_or_empty(value: str) -> str:
-    return value and fields.name(value)
+def _label_or_empty(value: str) -> str:
+    return value and fields.label(value)
 
 
 def _token(value: str) -> str:
@@ -56,8 +56,8 @@ SURVEY: dict[str, Validator] = {
     "IVR_ORDER_ID": lambda v: v and fields.order_id(v),
     "IVR_SCRIPT": lambda v: v and fields.path_text(v),
     "IVR_LANGUAGE": lambda v: v and fields.language(v),
-    "IVR_VOICE": _name_or_empty,
-    "IVR_SEGMENT": _name_or_empty,
+    "IVR_VOICE": _label_or_empty,
+    "IVR_SEGMENT": _label_or_empty,
     "IVR_AMD": _flag,
 }
 
