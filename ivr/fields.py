@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -95,27 +95,27 @@ def uri_host(hostname: str) -> str:
 
 
 # --- names -------------------------------------------------------------------------------------
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+def _matching(pattern: str, why: str) -> Callable[[str], str]:
+    """A validator accepting exactly ``pattern``; ``why`` (with ``{value}``) says what it wants."""
+    rx = re.compile(pattern)
+
+    def check(value: str) -> str:
+        text = str(value)
+        if not rx.fullmatch(text):
+            raise FieldError(why.format(value=repr(text[:80])))
+        return text
+
+    return check
+
+
 # Section names the rendered pjsip.conf / manager.conf use themselves.
 RESERVED_SECTIONS = frozenset({"general", "global", "system", "trunk-defaults"})
-
-
-def name(value: str) -> str:
-    """A section / endpoint / trunk / pool name: letters, digits, '_' and '-' (max 63)."""
-    if not _NAME.fullmatch(str(value)):
-        raise FieldError(f"{value!r}: use only letters, digits, '_' and '-' (max 63, starting "
-                         "with a letter or digit)")
-    return str(value)
-
-
-_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-
-
-def label(value: str) -> str:
-    """A voice profile or segment name: letters, digits, '_', '.' and '-' (max 63)."""
-    if not _LABEL_NAME.fullmatch(str(value)):
-        raise FieldError(f"{str(value)[:80]!r}: use only letters, digits, '_', '.' and '-'")
-    return str(value)
+# A section / endpoint / trunk / pool name.
+name = _matching(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", "{value}: use only letters, digits, '_' and "
+                 "'-' (max 63, starting with a letter or digit)")
+# A voice profile or segment name.
+label = _matching(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}",
+                  "{value}: use only letters, digits, '_', '.' and '-'")
 
 
 def trunk_name(value: str) -> str:
@@ -126,14 +126,9 @@ def trunk_name(value: str) -> str:
     return value
 
 
-_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
-
-
-def user(value: str) -> str:
-    """A SIP or AMI user name: letters, digits and . _ @ + - (max 128)."""
-    if not _USER.fullmatch(str(value)):
-        raise FieldError(f"{value!r} is not a user name (letters, digits and . _ @ + -)")
-    return str(value)
+# A SIP or AMI user name.
+user = _matching(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}",
+                 "{value} is not a user name (letters, digits and . _ @ + -, max 128)")
 
 
 def ami_user(value: str) -> str:
@@ -155,14 +150,8 @@ def secret(value: str) -> str:
     return value
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-
-
-def token(value: str) -> str:
-    """A generated-style secret that may appear in a dialplan (16-128 of A-Z a-z 0-9 _ -)."""
-    if not _TOKEN.fullmatch(str(value)):
-        raise FieldError("use 16 to 128 letters, digits, '_' or '-'")
-    return str(value)
+# A generated-style secret that may appear in a dialplan.
+token = _matching(r"[A-Za-z0-9_-]{16,128}", "use 16 to 128 letters, digits, '_' or '-'")
 
 
 # --- telephony ---------------------------------------------------------------------------------
@@ -206,22 +195,10 @@ def dial_string(value: str) -> str:
     return str(value)
 
 
-_MODULE = re.compile(r"[a-z][a-z0-9_]{0,62}\.so")
-
-
-def module(value: str) -> str:
-    if not _MODULE.fullmatch(str(value)):
-        raise FieldError(f"{value!r} is not an Asterisk module file name like app_queue.so")
-    return str(value)
-
-
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
-
-
-def language(value: str) -> str:
-    if not _LANGUAGE.fullmatch(str(value)):
-        raise FieldError(f"{value!r} is not a language code like cmn, ko or en-US")
-    return str(value)
+module = _matching(r"[a-z][a-z0-9_]{0,62}\.so",
+                   "{value} is not an Asterisk module file name like app_queue.so")
+language = _matching(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?",
+                     "{value} is not a language code like cmn, ko or en-US")
 
 
 # Characters a path may not hold where it is written into an Asterisk config or dialplan
@@ -253,26 +230,13 @@ def text(value: str, max_chars: int = 64) -> str:
 
 
 # --- call data ---------------------------------------------------------------------------------
-_ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#/@+-]{0,63}")
-
-
-def order_id(value: str) -> str:
-    """An order id: 1-64 of letters, digits and . _ : # / @ + - (it travels in channel
-    variables and AMI events, so nothing an application would split or evaluate)."""
-    if not _ORDER_ID.fullmatch(str(value)):
-        raise FieldError(f"bad order_id {str(value)[:80]!r} (1-64 letters, digits and "
-                         ". _ : # / @ + -)")
-    return str(value)
-
-
-_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_-]{1,32}-)?[0-9]{1,20}\.[0-9]{1,10}")
-
-
-def uniqueid(value: str) -> str:
-    """An Asterisk channel uniqueid (``1700000000.42``, optionally ``systemname-`` first)."""
-    if not _UNIQUEID.fullmatch(str(value)):
-        raise FieldError(f"{str(value)[:80]!r} is not an Asterisk uniqueid")
-    return str(value)
+# An order id travels in channel variables and AMI events: nothing an application would split
+# or evaluate.
+order_id = _matching(r"[A-Za-z0-9][A-Za-z0-9._:#/@+-]{0,63}",
+                     "bad order_id {value} (1-64 letters, digits and . _ : # / @ + -)")
+# An Asterisk channel uniqueid (1700000000.42, optionally "systemname-" first).
+uniqueid = _matching(r"(?:[A-Za-z0-9_-]{1,32}-)?[0-9]{1,20}\.[0-9]{1,10}",
+                     "{value} is not an Asterisk uniqueid")
 
 
 # Longest channel variable value set from order data (the importer's caps are far below).
@@ -309,10 +273,6 @@ def conf_value(value: object) -> str:
     if text != text.strip():
         raise FieldError(f"{text!r} starts or ends with a space, which Asterisk would drop")
     return text.replace(";", "\\;")
-
-
-def check_all(values: Iterable[str], validator: Callable[[str], str]) -> list[str]:
-    return [validator(v) for v in values]
 
 
 def _lift(fn: Callable[[str], str]) -> AfterValidator:
