@@ -65,10 +65,15 @@ def load_handlers() -> dict[str, Handler]:
 
 
 def resolve(script: str) -> tuple[str, Handler | None]:
-    """``agi_network_script`` may be 'survey' or 'survey/x'; the first segment is the name."""
-    handlers = load_handlers()
+    """``agi_network_script`` may be 'survey' or 'survey/x'; the first segment is the name.
+    Modules are imported in order until one registers it: the classic guard, a new process for
+    every call, never pays for the survey and speech imports."""
     name = script.strip("/").split("/", 1)[0].split("?", 1)[0]
-    return name, handlers.get(name)
+    for mod in HANDLER_MODULES:
+        if name in _HANDLERS:
+            break
+        importlib.import_module(mod)
+    return name, _HANDLERS.get(name)
 
 
 async def run_handler(
