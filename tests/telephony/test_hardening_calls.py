@@ -217,8 +217,11 @@ def test_raw_ami_originate_with_crafted_variables_reaches_nothing_forbidden(
                "__IVR_DIAL_CALLER_ID": CALLER_ID, "__IVR_DIAL_TIMEOUT": "30"}),
         (ALLOWED, {"__IVR_DIAL_TARGET": f"PJSIP/{FRAUD}@carrier", "IVR_GUARD": "allow",
                    "__IVR_TRUNK": "nope"}),
-        # replace the guard program itself (globals are read with GLOBAL())
-        (DNC, {"__IVR_CLASSIC": str(evil_agi)}),
+        # replace the guard program itself, and make the dialplan take the classic path
+        # (globals are read with GLOBAL())
+        (DNC, {"__IVR_CLASSIC": str(evil_agi), "__IVR_AGI_TRANSPORT": "classic",
+               "__IVR_AGI": "127.0.0.1:1"}),
+        (DNC, {"__IVR_GUARD_REASON": "ok", "__IVR_GUARD": "allow"}),
         (XINJIANG, {"__IVR_TRUNK": "carrier", "__IVR_RING_TIMEOUT": "30|U(x)"}),
         (ALLOWED, {"__IVR_RING_TIMEOUT": "30|U(x)"}),
         (ALLOWED, {"__IVR_TRUNK": f"carrier/{FRAUD}"}),
