@@ -129,8 +129,10 @@ class AgiSettings(_Strict):
     # The per-installation secret Asterisk proves on every request; None: generated once into
     # <home>/secrets/agi_secret.
     secret: Token | None = None
-    # A connection must send its whole request (headers and secret) within this time.
-    header_timeout_s: float = Field(5.0, gt=0, le=60)
+    # A connection must send its whole request (headers and secret) within this time. Generous:
+    # the clock also runs while the daemon is busy (voice turns); idle connections are kept in
+    # check by max_pending, which drops the oldest for a new one.
+    header_timeout_s: float = Field(30.0, gt=0, le=300)
     # An AGI session whose channel answers no command for this long is dropped (longer than any
     # single prompt, recording or voice turn).
     idle_timeout_s: float = Field(600.0, gt=0, le=7200)

@@ -14,7 +14,8 @@ database, no file - is touched before that:
    (compared in constant time). Only our Asterisk can: the secret sits in its 0600 extensions.conf,
    and a global cannot be replaced by a channel variable.
 
-A refused connection is logged with its peer and the reason and closed. At most ``max_sessions``
+A refused connection is logged with its peer and the reason, told ``failure`` (Asterisk then takes
+the dialplan's failure path: AGISTATUS=FAILURE) and closed. At most ``max_sessions``
 calls are served at once; at most ``max_pending`` connections may still be proving themselves, the
 oldest being dropped for a new one, so idle connections cannot lock Asterisk out.
 """
@@ -171,6 +172,11 @@ class FastAGIServer(Application):
             except Refused as exc:
                 self.refused += 1
                 log.warning("refused AGI connection from %s:%s: %s", peer[0], peer[1], exc)
+                # Asterisk reads a first line "failure" as AGISTATUS=FAILURE: the call gets the
+                # apology and is recorded as failed instead of being hung up in silence.
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    writer.write(b"failure\n")
+                    await writer.drain()
                 return
             if headers is None:
                 return

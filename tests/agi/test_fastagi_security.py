@@ -18,6 +18,7 @@ from ivr.store import add_dnc, open_db
 from ivr.testing.agi_peer import header_block, play_fastagi
 from ivr.testing.bed import free_port
 
+QUESTION = b'GET FULL VARIABLE "${GLOBAL(IVR_AGI_SECRET)}"\n'
 ORDER = {"order_id": "SECRET-1", "phone": "+8613912345678", "product": "机密商品",
          "merchant": "店", "host": "主播", "price": 9.9}
 
@@ -88,8 +89,9 @@ def test_without_the_secret_a_client_gets_nothing(tmp_path: Path, answer: bytes 
 
     sent = asyncio.run(with_daemon(settings, body))
     for got in sent:  # type: ignore[union-attr]
-        # The only thing ever sent: the secret question (no prompt, no variable, no data).
-        assert got in (b"", b'GET FULL VARIABLE "${GLOBAL(IVR_AGI_SECRET)}"\n'), got
+        # The only things ever sent: the secret question and "failure" (no prompt, no
+        # variable, no data).
+        assert got in (b"failure\n", QUESTION + b"failure\n"), got
     assert db_state(settings) == (0, 0)
     assert "refused AGI connection from 127.0.0.1:" in caplog.text
     assert "SECRET-1" not in caplog.text and "机密" not in caplog.text
@@ -124,7 +126,7 @@ def test_a_crafted_uniqueid_is_refused_before_anything(tmp_path: Path, uniqueid:
         return await rogue(settings.agi.port, payload, b"200 result=1 (" + secret + b")\n")
 
     got = asyncio.run(with_daemon(settings, body))
-    assert got == b""  # refused at the headers: not even the secret question
+    assert got == b"failure\n"  # refused at the headers: not even the secret question
     assert "bad agi_uniqueid" in caplog.text or "not a printable" in caplog.text
     after = sorted(p for p in tmp_path.rglob("*") if "ivr.db" not in p.name)
     assert [p for p in after if p not in before and "secrets" not in str(p)] == []
@@ -151,7 +153,7 @@ def test_malformed_headers_are_refused(tmp_path: Path, payload: bytes,
     async def body() -> bytes:
         return await rogue(settings.agi.port, payload, b"200 result=1 (x)\n")
 
-    assert asyncio.run(with_daemon(settings, body)) == b""
+    assert asyncio.run(with_daemon(settings, body)) == b"failure\n"
     assert "refused AGI connection from 127.0.0.1" in caplog.text
     assert db_state(settings) == (0, 0)
 
@@ -179,8 +181,8 @@ def test_idle_connections_time_out_and_cannot_crowd_out_asterisk(
         await asyncio.sleep(1.5)  # past the header timeout: every idle one was closed
         closed = 0
         for r, _w in idle + half:
-            try:
-                closed += await asyncio.wait_for(r.read(1), 0.5) == b""
+            try:  # until EOF: the daemon says "failure" and closes
+                closed += await asyncio.wait_for(r.read(), 0.5) in (b"", b"failure\n")
             except ConnectionError:  # closed with a reset: dropped all the same
                 closed += 1
             except TimeoutError:
@@ -217,7 +219,7 @@ def test_max_sessions_refuses_beyond_the_cap(tmp_path: Path,
         return second
 
     second = asyncio.run(with_daemon(settings, body))
-    assert second == b'GET FULL VARIABLE "${GLOBAL(IVR_AGI_SECRET)}"\n'
+    assert second == QUESTION + b"failure\n"
     assert "calls in progress (agi.max_sessions)" in caplog.text
 
 

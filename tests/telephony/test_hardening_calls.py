@@ -315,6 +315,55 @@ def test_a_rogue_client_gets_nothing_from_the_running_daemon(bed: Bed) -> None:
         got = s.recv(4096)
         assert got == b'GET FULL VARIABLE "${GLOBAL(IVR_AGI_SECRET)}"\n'
         s.sendall(f"200 result=1 (O{number})\n".encode())  # a guess
-        assert s.recv(4096) == b""  # closed: no prompt, no order data
+        rest = b""
+        while chunk := s.recv(4096):
+            rest += chunk
+        assert rest == b"failure\n"  # then closed: no prompt, no order data
     assert bed.rows("SELECT id FROM calls WHERE id = '1700000000.99'") == []
 
+
+
+def test_a_daemon_that_refuses_asterisk_fails_the_call_cleanly(tmp_path: Path) -> None:
+    """A daemon with another installation's secret refuses our Asterisk: the guard falls back to
+    the classic entry point, the answered call gets the apology and is recorded as failed, and
+    the refusing daemon touched nothing."""
+    import yaml
+
+    from ivr.asterisk.render import agi_secret
+    from ivr.testing.bed import LOOPBACK
+
+    with Bed(tmp_path / "bed", [Customer(ALLOWED, actions=[Wait(8000)])],
+             start_agi=False) as bed:
+        other = tmp_path / "other.yaml"
+        conf = yaml.safe_load(bed.config_file.read_text())
+        conf.update(home=str(tmp_path / "other-home"),
+                    agi={**conf["agi"], "secret": "x" * 32})
+        other.write_text(yaml.safe_dump(conf))
+        assert agi_secret(bed.settings) != "x" * 32
+        log = (tmp_path / "other-fastagi.log").open("ab")
+        daemon = subprocess.Popen([sys.executable, "-m", "ivr", "-c", str(other), "agi", "serve"],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection((LOOPBACK, bed.settings.agi.port), 0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            r = dial(bed, ALLOWED)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=10)
+        assert r.outcome == "failed" and "agi-unreachable" in r.cause_text, bed.diagnostics()
+        rows = bed.rows("SELECT state, error FROM calls")
+        assert rows == [{"state": "failed", "error": "agi-unreachable"}], rows
+        assert "system/apology" in bed.asterisk.log_file.read_text()
+        refused = (tmp_path / "other-fastagi.log").read_text()
+        assert "refused AGI connection from 127.0.0.1" in refused
+        assert "wrong or missing secret" in refused
+        other_db = tmp_path / "other-home" / "ivr.db"
+        assert bed.rows("SELECT count(*) AS n FROM calls")[0]["n"] == 1
+        from ivr.store import open_db
+
+        assert open_db(other_db)["calls"].count == 0  # the refusing daemon wrote nothing
