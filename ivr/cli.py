@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import sqlite3
 import sys
 
 import click
 
 from ivr import __version__
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.files import private_umask
 
 # command name -> "module:attribute" of a click command/group
 SUBCOMMANDS: dict[str, str] = {
@@ -39,8 +41,29 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+# Exit status of any command that could not use its database (read-only, full disk, corrupt...).
+EXIT_DATABASE = 3
+
+
 class LazyGroup(click.Group):
-    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast)."""
+    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast).
+
+    A database that cannot be used ends any command with one line saying which file, why and what
+    to do (exit status 3), never a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ivr.store import StoreError, explain
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # Only what the file or the disk causes; an IntegrityError or a ProgrammingError is
+            # a bug and keeps its traceback.
+            if type(exc) not in (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError):
+                raise
+            click.echo(f"error: {explain(exc)}", err=True)
+            ctx.exit(EXIT_DATABASE)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
@@ -79,6 +102,7 @@ def root(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    private_umask()  # buyer data, recordings, logs and secrets: private from the first byte
     ctx.obj = _LazySettings(config_path)
 
 

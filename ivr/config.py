@@ -8,18 +8,37 @@ paths are given here and which their own modules validate.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
+)
+
+from ivr import fields
+from ivr.fields import (
+    E164,
+    AmiUser,
+    DialString,
+    Digits,
+    Host,
+    HttpUrl,
+    IPAddress,
+    Language,
+    Module,
+    Network,
+    Secret,
+    Text,
+    Token,
+    TrunkName,
+    User,
 )
 
 CONFIG_ENV = "IVR_CONFIG"
@@ -35,64 +54,119 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _safe_path(value: Path) -> Path:
+    try:
+        fields.path_text(value)
+    except fields.FieldError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# A path that is written into Asterisk's configs and dialplan globals.
+SafePath = Annotated[Path, AfterValidator(_safe_path)]
+
+
 class AsteriskSettings(_Strict):
     # Root of the Debian forky tree that holds the Asterisk 22 binaries (see ivr.asterisk.install).
-    root: Path = Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr")) / "forky-root"
-    bind: str = "127.0.0.1"
+    root: SafePath = (Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr"))
+                      / "forky-root")
+    bind: IPAddress = "127.0.0.1"
     sip_port: int = Field(5060, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
     # Extra modules to load besides the minimal list in asterisk_conf/modules.conf.j2.
-    extra_modules: list[str] = []
+    extra_modules: list[Module] = []
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> AsteriskSettings:
+        if self.rtp_start > self.rtp_end:
+            raise ValueError(f"rtp_start {self.rtp_start} is above rtp_end {self.rtp_end}")
+        return self
 
 
 class TrunkSettings(_Strict):
     """The carrier's SIP trunk. Everything the pjsip.conf template needs comes from here."""
 
-    name: str = "carrier"
-    host: str = "127.0.0.1"
+    name: TrunkName = "carrier"
+    host: Host = "127.0.0.1"
     port: int = Field(5080, ge=1, le=65535)
     transport: Literal["udp", "tcp"] = "udp"
-    username: str | None = None
-    password: str | None = None
+    username: User | None = None
+    # Written so Asterisk reads it whole (';' escaped); control characters refused.
+    password: Secret | None = None
     codecs: list[str] = ["ulaw", "alaw"]
     dtmf_mode: Literal["rfc4733", "inband", "info", "auto", "auto_info"] = "rfc4733"
     # Default caller ID presented on the trunk when the dialer does not choose one.
-    caller_id: str = "+862150001001"
+    caller_id: E164 = "+862150001001"
     # Digits prepended to the dialed number (some carriers want 0 / 00 / nothing).
-    dial_prefix: str = Field("", pattern=r"^[0-9]*$")
-    from_domain: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError("trunk name may hold only letters, digits, '_' and '-'")
-        return v
+    dial_prefix: Digits = ""
+    from_domain: Host | None = None
 
     @field_validator("codecs")
     @classmethod
     def _codecs(cls, v: list[str]) -> list[str]:
-        known = {"ulaw", "alaw", "gsm", "g722", "slin", "opus", "g729"}
-        bad = [c for c in v if c not in known]
-        if bad or not v:
-            raise ValueError(f"unknown or empty codec list {bad or v}; known: {sorted(known)}")
-        return v
+        try:
+            return fields.codecs(v)
+        except fields.FieldError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class AmiSettings(_Strict):
-    host: str = "127.0.0.1"
+    host: IPAddress = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
-    username: str = "ivr"
+    username: AmiUser = "ivr"
     # None: a random secret is generated once into <home>/secrets/ami_secret (never shipped).
-    secret: str | None = None
+    secret: Secret | None = None
 
 
 class AgiSettings(_Strict):
-    host: str = "127.0.0.1"
+    # Where the FastAGI daemon listens and Asterisk connects. Anything but loopback needs `allow`.
+    host: Host = "127.0.0.1"
     port: int = Field(4573, ge=1, le=65535)
     # Which transport the outbound survey context uses: FastAGI daemon or classic AGI process.
     transport: Literal["fastagi", "classic"] = "fastagi"
+    # Addresses (or networks) of the Asterisk servers allowed to connect; empty: loopback only.
+    allow: list[Network] = []
+    # The per-installation secret Asterisk proves on every request; None: generated once into
+    # <home>/secrets/agi_secret.
+    secret: Token | None = None
+    # A connection must send its whole request (headers and secret) within this time. Generous:
+    # the clock also runs while the daemon is busy (voice turns); idle connections are kept in
+    # check by max_pending, which drops the oldest for a new one.
+    header_timeout_s: float = Field(30.0, gt=0, le=300)
+    # An AGI session whose channel answers no command for this long is dropped (longer than any
+    # single prompt, recording or voice turn).
+    idle_timeout_s: float = Field(600.0, gt=0, le=7200)
+    # Calls served at once; further connections are refused (and logged) until one ends.
+    max_sessions: int = Field(256, ge=1, le=10000)
+    # Connections still sending their request; beyond this the oldest such one is dropped, so
+    # idle connections cannot crowd out Asterisk.
+    max_pending: int = Field(64, ge=1, le=10000)
+
+    @model_validator(mode="after")
+    def _reachable_only_by_allowed(self) -> AgiSettings:
+        if not fields.is_loopback(self.host) and not self.allow:
+            raise ValueError(f"host {self.host} accepts connections from other machines: list "
+                             "the Asterisk addresses allowed to connect in agi.allow")
+        return self
+
+
+class TextCaps(_Strict):
+    """Longest order text (characters) an import keeps; a longer value rejects the row. The
+    intro names product, merchant and host, so these bound how long it speaks."""
+
+    product: int = Field(60, ge=1, le=200)
+    merchant: int = Field(30, ge=1, le=200)
+    host: int = Field(20, ge=1, le=200)
+    category: int = Field(20, ge=1, le=200)
+    platform: int = Field(20, ge=1, le=200)
+    buyer_name: int = Field(20, ge=1, le=200)
+
+
+class OrdersSettings(_Strict):
+    max_length: TextCaps = TextCaps()
+    # An order time more than this far in the future is a bad export (clock or time zone): rejected.
+    future_skew_s: int = Field(600, ge=0, le=7 * 86400)
 
 
 class DecoderSettings(_Strict):
@@ -167,41 +241,34 @@ class WebhookSettings(_Strict):
     exponential backoff and never dropped (a delivery out of tries is ``failed`` and can be
     re-queued)."""
 
-    call_finished: str | None = None  # every ended attempt: outcome, cause, survey answers
-    fulfilment: str | None = None  # an accepted refund / voucher: the platform fulfils it
-    secret: str | None = None
+    call_finished: HttpUrl | None = None  # every ended attempt: outcome, cause, survey answers
+    fulfilment: HttpUrl | None = None  # an accepted refund / voucher: the platform fulfils it
+    secret: Secret | None = None
     timeout_s: float = Field(10.0, gt=0, le=120)
     max_tries: int = Field(30, ge=1, le=1000)
     backoff_s: float = Field(5.0, gt=0)  # wait after the first failure ...
     factor: float = Field(2.0, ge=1)  # ... growing by this factor ...
     max_backoff_s: float = Field(900.0, gt=0)  # ... up to this
 
-    @field_validator("call_finished", "fulfilment")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"https?://[^\s]+", v):
-            raise ValueError(f"webhook URL must be http(s)://..., got {v!r}")
-        return v
-
 
 class ServiceSettings(_Strict):
     """``ivr serve``: the always-on service (HTTP API, console, scheduler, event rules)."""
 
-    host: str = "127.0.0.1"  # loopback by default; anything else needs allow_remote
+    host: Host = "127.0.0.1"  # loopback by default; anything else needs allow_remote
     port: int = Field(8080, ge=1, le=65535)
     allow_remote: bool = False
     # Event rules and recurring campaigns (data files; see config/events.yaml, recurring.yaml).
-    events: Path | None = PROJECT_ROOT / "config" / "events.yaml"
-    recurring: Path | None = PROJECT_ROOT / "config" / "recurring.yaml"
+    events: SafePath | None = PROJECT_ROOT / "config" / "events.yaml"
+    recurring: SafePath | None = PROJECT_ROOT / "config" / "recurring.yaml"
     # Survey scripts the API and the console may start campaigns with (a client never names an
     # arbitrary file on the server).
-    scripts: list[Path] = [PROJECT_ROOT / "surveys"]
+    scripts: list[SafePath] = [PROJECT_ROOT / "surveys"]
     # Contact policy and segments of campaigns the service creates (API, console, rules).
-    policy: Path = PROJECT_ROOT / "config" / "policy.yaml"
-    segments: Path = PROJECT_ROOT / "config" / "segments.yaml"
+    policy: SafePath = PROJECT_ROOT / "config" / "policy.yaml"
+    segments: SafePath = PROJECT_ROOT / "config" / "segments.yaml"
     timezone: str = "Asia/Shanghai"  # days of event campaigns, recurring schedules
     # Structured log (one JSON object per line), rotated; None: <home>/log/service.log.
-    log_file: Path | None = None
+    log_file: SafePath | None = None
     log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
     log_backups: int = Field(5, ge=0, le=100)
     # How often the supervisor looks for campaigns to run; the dialers' own poll interval.
@@ -211,7 +278,7 @@ class ServiceSettings(_Strict):
     # Follow-up messages (event rules' "message instead", region rules, remedies) are sent by
     # the service through this sender (``ivr outbox send --sender`` syntax, e.g.
     # "webhook:http://127.0.0.1:9000/sms"); None: queued for ``ivr outbox send``.
-    outbox_sender: str | None = None
+    outbox_sender: Annotated[str, AfterValidator(lambda v: fields.text(v, 2048))] | None = None
     outbox_every_s: float = Field(10.0, gt=0, le=3600)
     webhooks: WebhookSettings = WebhookSettings()
 
@@ -231,7 +298,7 @@ class ServiceSettings(_Strict):
 
 class Settings(_Strict):
     # Everything the engine writes (database, rendered configs, prompts, recordings) lives here.
-    home: Path = Path("var")
+    home: SafePath = Path("var")
     agi: AgiSettings = AgiSettings()
     ami: AmiSettings = AmiSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -243,10 +310,12 @@ class Settings(_Strict):
     # Operator-edited data files (validated by their own modules).
     regions: Path = PROJECT_ROOT / "config" / "regions.yaml"
     numbers: Path = PROJECT_ROOT / "config" / "numbers.yaml"
-    language: str = "cmn"
+    language: Language = "cmn"
     # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
-    agent_dial: str = "PJSIP/agents@carrier"
-    platform: str = "示例平台"
+    agent_dial: DialString = "PJSIP/agents@carrier"
+    platform: Text = "示例平台"
+    # How `ivr campaign import` treats order text and times (caps, future skew).
+    orders: OrdersSettings = OrdersSettings()
     service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
@@ -255,6 +324,11 @@ class Settings(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"trunk names must be unique, repeated: {dup}")
+        keys = ["trunk", *(f"trunks.{i}" for i in range(len(self.trunks)))]
+        for key, t in zip(keys, self.all_trunks, strict=True):
+            if (t.username is None) != (t.password is None):
+                raise ValueError(f"{key}: username and password go together (digest auth "
+                                 "needs both)")
         return self
 
     @property

@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ivr.files import private_dir
+
 
 def stored_secret(directory: Path, name: str, nbytes: int = 24) -> str:
     """The secret in ``directory/name``, generated (URL-safe, ``nbytes`` random bytes) the first
@@ -17,8 +19,7 @@ def stored_secret(directory: Path, name: str, nbytes: int = 24) -> str:
     path = directory / name
     if path.exists():
         return path.read_text().strip()
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    private_dir(directory)
     value = secrets.token_urlsafe(nbytes)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -27,6 +27,10 @@ def agi() -> None:
 def serve(ctx: click.Context) -> None:
     """Serve FastAGI requests until interrupted (SIGINT/SIGTERM end it cleanly).
 
+    Only Asterisk gets served: connections from loopback or agi.allow that send valid headers
+    within agi.header_timeout_s and prove this installation's secret (home/secrets/agi_secret);
+    every other connection is refused and logged with its address and the reason.
+
     \b
     Examples:
       ivr agi serve                         listen on agi.host:agi.port from ./ivr.yaml

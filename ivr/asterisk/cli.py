@@ -10,7 +10,7 @@ import click
 from ivr.asterisk import dialplan as dp
 from ivr.asterisk.install import InstallError, ensure_root, missing_host_tools
 from ivr.asterisk.process import Asterisk, AsteriskError
-from ivr.asterisk.render import DIALPLANS_DIR, render
+from ivr.asterisk.render import DIALPLANS_DIR, RenderError, render
 from ivr.cli import echo_json, json_option, settings_from
 
 
@@ -36,7 +36,10 @@ def setup(ctx: click.Context) -> None:
         root = ensure_root(settings.asterisk.root, log=lambda m: click.echo(m, err=True))
     except InstallError as exc:
         raise click.ClickException(str(exc)) from exc
-    render(settings)
+    try:
+        render(settings)
+    except RenderError as exc:
+        raise click.ClickException(f"configuration not rendered: {exc}") from exc
     click.echo(f"Asterisk root: {root.path} ({root.version()})")
     click.echo(f"configs rendered into {settings.run_dir / 'etc'}")
     click.echo(f"setup took {time.monotonic() - started:.1f} s")

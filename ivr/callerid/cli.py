@@ -36,6 +36,7 @@ from ivr.callerid.yamlfile import YamlConfigError
 from ivr.cli import echo_json, json_option, settings_from
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import open_db
+from ivr.terminal import cell, markup
 
 _FILE_KEY = "ivr.numbers_file"
 STATE_STYLE = {"active": "green", "flagged": "red", "cooling_down": "yellow", "retired": "dim"}
@@ -141,14 +142,14 @@ def _print_report(report: CheckReport) -> None:
             n.number, n.pool, n.region or "-", str(n.attempts), _pct(n.answer_rate),
             _pct(n.short_rate), str(n.rejections), str(len(n.flags)) if n.flags else "-",
             f"{n.score:g}", f"{n.used_today}/{n.daily_cap}",
-            f"[{STATE_STYLE.get(n.state, '')}]{state}[/]", "; ".join(n.why),
+            cell(state, STATE_STYLE.get(n.state, "")), cell("; ".join(n.why)),
         )
     console.print(table)
     caps = ", ".join(f"{p}: {c}" for p, c in sorted(report.capacity_today.items()))
     console.print(f"healthy capacity left today: {caps}")
     if report.problems:
         for p in report.problems:
-            console.print(f"[red]CANNOT SERVE[/]: {p}")
+            console.print(f"[red]CANNOT SERVE[/]: {markup(p)}")
     else:
         need = f" for {report.campaign_size} calls" if report.campaign_size is not None else ""
         console.print(f"[green]OK[/]: pool {report.target_pool!r} can serve the campaign{need}")
@@ -234,8 +235,8 @@ def history(ctx: click.Context, number: str | None, limit: int, as_json: bool) -
     for col in ("at", "number", "from", "to", "source", "reason"):
         table.add_column(col, overflow="fold")
     for e in rows:
-        table.add_row(e["at"], e["number"], e["from_state"] or "-", e["to_state"], e["source"],
-                      e["reason"])
+        table.add_row(*map(cell, (e["at"], e["number"], e["from_state"] or "-", e["to_state"],
+                                  e["source"], e["reason"])))
     _console().print(table)
 
 
@@ -294,8 +295,8 @@ def flags_list(ctx: click.Context, as_json: bool) -> None:
     for col in ("id", "number", "source", "reason", "since", "expires"):
         table.add_column(col, overflow="fold")
     for f in found:
-        table.add_row(str(f["id"]), f["number"], f["source"], f["reason"], f["created_at"],
-                      f["expires_at"] or "-")
+        table.add_row(*map(cell, (f["id"], f["number"], f["source"], f["reason"],
+                                  f["created_at"], f["expires_at"] or "-")))
     _console().print(table)
 
 

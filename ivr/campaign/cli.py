@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ivr.callerid.yamlfile import YamlConfigError
 from ivr.campaign import dialer as dialer_mod
-from ivr.campaign.importer import ImportFileError, import_orders
+from ivr.campaign.importer import ImportFileError, ImportPolicy, import_orders
 from ivr.campaign.lease import lease_holder
 from ivr.campaign.overview import campaign_rows, campaign_state
 from ivr.campaign.planner import plan_campaign
@@ -28,14 +28,16 @@ from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.cli import echo_json, json_option, settings_from
 from ivr.config import PROJECT_ROOT
 from ivr.store import open_db
+from ivr.terminal import cell, markup
 
 DEFAULT_SEGMENTS = PROJECT_ROOT / "config" / "segments.yaml"
 DEFAULT_POLICY = PROJECT_ROOT / "config" / "policy.yaml"
 console = Console()
 
 
-def _db(ctx: click.Context) -> Any:
-    return open_db(settings_from(ctx).db_path)
+def _db(ctx: click.Context, *, reads_only: bool = False) -> Any:
+    """``reads_only``: the command still works on a database it may not write."""
+    return open_db(settings_from(ctx).db_path, read_only_ok=reads_only)
 
 
 def _progress() -> Progress:
@@ -83,6 +85,10 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
                tz: str) -> None:
     """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV.
 
+    The rejects file starts with the import policy (ivr.yaml orders:): control characters in
+    text become spaces, text over its length cap, bad order ids and order times in the future
+    reject the row, and repeated order ids are listed with the line of their first occurrence.
+
     \b
     Examples:
       ivr campaign import orders.csv --rejects rejects.csv
@@ -95,14 +101,15 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
             task = bar.add_task(f"importing {file.name}", total=size)
             summary = import_orders(db, file, rejects_path=rejects, region=region,
                                     default_tz=tz,
+                                    policy=ImportPolicy.from_settings(settings_from(ctx).orders),
                                     progress=lambda done: bar.update(task, completed=done))
     except ImportFileError as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
                   f"{summary.unchanged} unchanged, {summary.duplicates} repeated in the file, "
-                  f"[bold]{summary.rejected} rejected[/bold] -> {summary.rejects_file}")
+                  f"[bold]{summary.rejected} rejected[/bold] -> {markup(summary.rejects_file)}")
     for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
-        console.print(f"  {n:>7}  {reason}")
+        console.print(f"  {n:>7}  {markup(reason)}")
     click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
 
 
@@ -203,8 +210,8 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
                                    f"{settings.ami.port}: {exc}") from exc
     finally:
         line.close()
-    console.print(f"campaign {campaign_id}: {stats.status}"
-                  + (f" ({stats.reason})" if stats.reason else ""))
+    console.print(markup(f"campaign {campaign_id}: {stats.status}"
+                         + (f" ({stats.reason})" if stats.reason else "")))
     click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
 
 
@@ -313,7 +320,7 @@ def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
       ivr campaign status live-stream-buyers-20261201093000-3f2a
       ivr campaign status live-stream-buyers-20261201093000-3f2a --json
     """
-    db = _db(ctx)
+    db = _db(ctx, reads_only=True)
     try:
         camp = dialer_mod.get_campaign(db, campaign_id)
     except dialer_mod.CampaignError as exc:
@@ -321,10 +328,11 @@ def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(campaign_state(db, campaign_id))
         return
-    console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
-                  + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
-    console.print(f"script {camp['script']}, language {camp['language']}, "
-                  f"ends {camp.get('ends_at') or '-'}")
+    console.print(f"[bold]{markup(camp['name'])}[/bold] ({markup(campaign_id)}): "
+                  f"[bold]{markup(camp['status'])}[/bold]"
+                  + (f" - {markup(camp['status_reason'])}" if camp.get("status_reason") else ""))
+    console.print(markup(f"script {camp['script']}, language {camp['language']}, "
+                         f"ends {camp.get('ends_at') or '-'}"))
     holder = lease_holder(db, campaign_id)
     if holder:
         console.print(f"dialer: process {holder['pid']} on {holder['host']}, "
@@ -334,13 +342,13 @@ def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
             "SELECT state, coalesce(final_outcome, ''), segment, count(*), sum(attempts), "
             "min(next_attempt_at) FROM contacts WHERE campaign_id = ? "
             "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", [campaign_id]):
-        table.add_row(*(str(v) if v is not None else "-" for v in row))
+        table.add_row(*(cell(v if v is not None else "-") for v in row))
     console.print(table)
     att = Table("attempt outcome", "sip", "q850", "attempts")
     for row in db.execute(
             "SELECT coalesce(outcome, state), sip_code, q850_cause, count(*) FROM attempts "
             "WHERE campaign_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC", [campaign_id]):
-        att.add_row(*(str(v) if v is not None else "-" for v in row))
+        att.add_row(*(cell(v if v is not None else "-") for v in row))
     console.print(att)
     skipped = list(db.execute(
         "SELECT skip_reason, count(*) FROM contacts WHERE campaign_id = ? AND skip_reason IS "
@@ -348,7 +356,7 @@ def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     if skipped:
         why = Table("skip reason", "contacts")
         for reason, n in skipped:
-            why.add_row(str(reason), str(n))
+            why.add_row(cell(reason), cell(n))
         console.print(why)
 
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +34,8 @@ from ivr.campaign.planner import (
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_iso, policy_from_json
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialRequest, DialResult, Originator
-from ivr.store import now_iso
+from ivr.dialer.variables import SURVEY, VariableError, check
+from ivr.store import now_iso, transaction
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,6 @@ class CampaignError(Exception):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 # ---- campaign status (also used by the CLI) ------------------------------------------------
@@ -395,6 +385,15 @@ class CampaignDialer:
             return
         trunk = (verdict.trunk if verdict and verdict.trunk else None) or row.get("trunk") \
             or self.default_trunk
+        survey_vars = {
+            "IVR_ORDER_ID": str(row.get("order_id") or ""),
+            "IVR_VOICE": str(row.get("voice") or ""), "IVR_SEGMENT": str(row.get("segment") or ""),
+            "IVR_SCRIPT": self.script, "IVR_LANGUAGE": self.language}
+        try:
+            check(survey_vars, SURVEY)  # what the originate would refuse: never an attempt
+        except VariableError as exc:
+            self._close(row, "skipped", None, f"not dialable: {exc}")
+            return
         with transaction(self.db):
             cur = self.db.conn.execute(
                 "INSERT INTO attempts (campaign_id, contact_id, phone, caller_id, trunk, state, "
@@ -412,10 +411,7 @@ class CampaignDialer:
             prefix=(verdict.prefix if verdict and verdict.prefix else "") or "",
             variables={
                 "IVR_CAMPAIGN": self.campaign_id, "IVR_CONTACT": str(row["id"]),
-                "IVR_ATTEMPT": str(attempt_id), "IVR_ORDER_ID": str(row.get("order_id") or ""),
-                "IVR_VOICE": str(row.get("voice") or ""),
-                "IVR_SEGMENT": str(row.get("segment") or ""),
-                "IVR_SCRIPT": self.script, "IVR_LANGUAGE": self.language,
+                "IVR_ATTEMPT": str(attempt_id), **survey_vars,
             })
         self.stats.dialed += 1
         task = asyncio.create_task(self._dial(row, attempt_id, request))

@@ -26,7 +26,7 @@ from ivr.campaign import selection
 from ivr.campaign.geo import PrefixGeo
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, iso, parse_iso, policy_json
 from ivr.campaign.segments import SegmentsConfig
-from ivr.store import now_iso
+from ivr.store import now_iso, transaction
 
 # Hooks another package may inject (region rules, caller-ID pool).
 RegionDecider = Callable[[str], Any]  # phone -> decision-like (see decision_allows) or None
@@ -205,13 +205,8 @@ def _plan_contacts(db: sqlite_utils.Database, cid: str, result: PlanResult,
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.executemany(_INSERT, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class _Writer:

@@ -22,6 +22,7 @@ from panoramisk import Manager
 from ivr.asterisk.render import ami_secret
 from ivr.config import Settings
 from ivr.dialer.types import DialRequest, DialResult, Outcome
+from ivr.dialer.variables import CORE, REQUEST, VariableError, check
 from ivr.phone import dial_digits
 from ivr.store import now_iso
 
@@ -110,23 +111,26 @@ class AmiOriginator:
         digits = dial_digits(request.phone)  # re-validated: nothing but digits reaches AMI
         token = uuid.uuid4().hex
         action_id = f"ivr-{token}"
+        try:
+            variables = {**check(request.variables, REQUEST), **check({
+                "IVR_TOKEN": token,
+                "IVR_PHONE": request.phone,
+                "IVR_CALLER_ID": request.caller_id,
+                "IVR_TRUNK": request.trunk,
+                "IVR_ATTEMPT": str(request.attempt_id),
+                "IVR_CAMPAIGN": request.campaign_id,
+                "IVR_CONTACT": str(request.contact_id),
+                "IVR_RING_TIMEOUT": str(request.ring_timeout_s),
+                "IVR_DIAL_PREFIX": request.prefix,
+            }, CORE)}
+        except VariableError as exc:
+            return DialResult("failed", cause_text=f"refused before dialing: {exc}",
+                              ended_at=now_iso(), refused=True)
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[dict[str, str]] = loop.create_future()
         originated: asyncio.Future[dict[str, str]] = loop.create_future()
         self._waiters[token] = ended
         self._originated[action_id] = originated
-        variables = {
-            "IVR_TOKEN": token,
-            "IVR_PHONE": request.phone,
-            "IVR_CALLER_ID": request.caller_id,
-            "IVR_TRUNK": request.trunk,
-            "IVR_ATTEMPT": str(request.attempt_id),
-            "IVR_CAMPAIGN": request.campaign_id,
-            "IVR_CONTACT": str(request.contact_id),
-            "IVR_RING_TIMEOUT": str(request.ring_timeout_s),
-            "IVR_DIAL_PREFIX": request.prefix,
-            **request.variables,
-        }
         action = {
             "Action": "Originate",
             "ActionID": action_id,
@@ -138,7 +142,7 @@ class AmiOriginator:
             # Ring time plus the guard's own time; Asterisk gives up on the ;1 leg after this.
             "Timeout": str((request.ring_timeout_s + 15) * 1000),
             "Async": "true",
-            "Variable": [f"__{k}={_safe(v)}" for k, v in variables.items()],
+            "Variable": [f"__{k}={v}" for k, v in variables.items()],
         }
         try:
             # panoramisk returns [Response, OriginateResponse] for an Async originate, once the
@@ -184,11 +188,6 @@ class AmiOriginator:
         if originated in done:
             return originated.result()
         return None
-
-
-def _safe(value: str) -> str:
-    # AMI Variable lines are comma separated key=value: keep values on one line, without commas.
-    return str(value).replace("\n", " ").replace("\r", " ").replace(",", " ")
 
 
 def _result(end: dict[str, str], origin: dict[str, str] | None,

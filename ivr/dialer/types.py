@@ -18,14 +18,18 @@ OUTCOMES: tuple[str, ...] = ("answered", "busy", "no_answer", "rejected", "conge
 class DialRequest:
     phone: str  # E.164, already validated with ivr.phone.parse_e164
     caller_id: str  # E.164 presented on the trunk
-    trunk: str = "carrier"  # PJSIP endpoint name of the trunk
+    # PJSIP endpoint name of the trunk; "" lets the dialplan guard take the region rule's trunk
+    # or the default one. The guard refuses a trunk that is not configured or not the rule's.
+    trunk: str = ""
     campaign_id: str = ""
     contact_id: int = 0
     attempt_id: int = 0
-    # Extra channel variables for the survey (order id, voice, segment ...), set on the channel.
+    # Survey channel variables (order id, script, voice, segment ...; ivr.dialer.variables.SURVEY
+    # lists which), checked by type before the originate; nothing else may be set.
     variables: dict[str, str] = field(default_factory=dict)
     ring_timeout_s: int = 30
-    prefix: str = ""  # digits prepended to the dialed number (region rule / trunk rewrite)
+    # The region rule's prefix for this number (the guard refuses any other).
+    prefix: str = ""
 
 
 @dataclass(frozen=True)

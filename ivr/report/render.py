@@ -20,6 +20,7 @@ from ivr.report import charts
 from ivr.report.model import Rate, Report
 from ivr.report.tables import Cell, Table, report_tables, report_to_dict
 from ivr.report.template import CSS, FRAGMENT, PAGE
+from ivr.terminal import cell, markup
 
 
 def raw_cell(cell: Cell) -> str:
@@ -159,8 +160,10 @@ _SHORT = {"contacts": "cont", "dialed": "dial", "answered": "ans", "answer_rate"
 
 def print_report(report: Report, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(f"[bold]Campaign {report.campaign_name}[/] ({report.campaign_id}, "
-                  f"{report.campaign_status})")
+    # Names, products and transcripts are data: cells are Text (never markup), and the heading
+    # escapes them.
+    console.print(f"[bold]Campaign {markup(report.campaign_name)}[/] "
+                  f"({markup(report.campaign_id)}, {markup(report.campaign_status)})")
     for table in report_tables(report):
         if table.name == "suggestions" and not table.rows:
             continue
@@ -170,7 +173,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
             out.add_column(_SHORT.get(col, col) if compact else col, overflow="fold")
         for row in table.rows:
             style = "red" if table.name in ("merchants", "hosts") and row[6] is True else None
-            out.add_row(*(c.percent() if compact and isinstance(c, Rate) else show_cell(c)
+            out.add_row(*(cell(c.percent() if compact and isinstance(c, Rate) else show_cell(c))
                           for c in row), style=style)
         if not table.rows:
             out.add_row(*(["(none)"] + [""] * (len(table.columns) - 1)))

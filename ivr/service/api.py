@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.campaign import dialer as dialer_mod
-from ivr.campaign.importer import ingest_records
+from ivr.campaign.importer import ImportPolicy, ingest_records
 from ivr.campaign.overview import campaign_rows, campaign_state
 from ivr.dnc import store as dnc
 from ivr.phone import InvalidNumber
@@ -201,7 +201,7 @@ async def post_orders(request: Request, body: OrdersIn) -> dict[str, Any]:
     try:
         summary, rejects = await svc.in_thread(lambda db: ingest_records(
             db, body.orders, source=f"api:{who}", region=body.region,
-            default_tz=body.default_tz))
+            default_tz=body.default_tz, policy=ImportPolicy.from_settings(svc.settings.orders)))
     except Exception as exc:  # zoneinfo errors and the like are the client's
         raise HTTPException(422, f"{type(exc).__name__}: {exc}") from exc
     out = summary.as_dict()

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from ivr.campaign.dialer import CampaignError, get_campaign, set_status
+from ivr.campaign.importer import ImportPolicy
 from ivr.campaign.planner import PLANNED, RUNNING, PlanResult, plan_campaign
 from ivr.campaign.policy import PolicyConfig, load_policy
 from ivr.campaign.segments import SegmentsConfig, load_segments
@@ -75,7 +76,8 @@ class Service:
             self.db, self.event_rules, policy=self.policy, segments=self.segments,
             timezone=settings.service.timezone, region_decide=self.regions.decide,
             platform=settings.platform, trunk=settings.trunk.name,
-            default_caller_id=None, language=settings.language, on_contact=self.wake, clock=clock)
+            default_caller_id=None, language=settings.language, on_contact=self.wake,
+            import_policy=ImportPolicy.from_settings(settings.orders), clock=clock)
         self.scheduler = RecurringScheduler(self.db, self.recurring, self.tz, self.plan_recurring,
                                             clock=clock)
         self.started_at = time.time()

@@ -38,7 +38,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr.campaign.dialer import transaction
-from ivr.campaign.importer import ImportSummary, OrderIngest, normalise_phone
+from ivr.campaign.importer import ImportPolicy, ImportSummary, OrderIngest, normalise_phone
 from ivr.campaign.planner import RUNNING, add_contact, segment_of_order
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, iso, parse_iso, policy_json
 from ivr.campaign.segments import SegmentsConfig
@@ -286,8 +286,10 @@ class EventEngine:
                  trunk: str = "carrier", default_caller_id: str | None = None,
                  language: str = "cmn",
                  on_contact: Callable[[str], None] | None = None,
+                 import_policy: ImportPolicy | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.db = db
+        self.import_policy = import_policy
         self.rules = rules
         self.policy = policy
         self.segments = segments
@@ -333,8 +335,9 @@ class EventEngine:
         if event.order is not None:
             rejected: list[str] = []
             ingest = OrderIngest(self.db, ImportSummary(file="api:event", rejects_file=""),
-                                 source=f"event:{event.id}", own_transactions=False,
-                                 on_reject=lambda _l, why, _o, _r: rejected.append(why))
+                                 source=f"event:{event.id}",
+                                 policy=self.import_policy,
+                                 on_reject=lambda _l, why, _o, _r, _f: rejected.append(why))
             ingest.add(0, dict(event.order), "")
             if rejected:
                 res.detail = f"order: {rejected[0]}"

@@ -19,6 +19,7 @@ import yaml
 
 from ivr.asterisk.process import Asterisk
 from ivr.config import Settings, load_settings
+from ivr.files import open_private_log
 from ivr.store import open_db
 from ivr.testing.sipp import Customer, SippCustomer
 
@@ -154,7 +155,7 @@ class Bed:
         return sipp
 
     def start_fastagi(self) -> None:
-        log = open(self.home / "fastagi.log", "ab")  # noqa: SIM115
+        log = open_private_log(self.home / "fastagi.log")
         self.agi_proc = subprocess.Popen(
             [sys.executable, "-m", "ivr", "-v", "agi", "serve"], env=self.env(),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
