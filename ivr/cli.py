@@ -9,13 +9,17 @@ same way: ``Error: <file:line: key: problem>`` and its exit code.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import sqlite3
 import sys
 
 import click
 
+from ivr import __version__
 from ivr.config import Settings, load_settings
 from ivr.errors import ConfigError
+from ivr.files import private_umask
 
 # command name -> "module:attribute" of a click command/group
 SUBCOMMANDS: dict[str, str] = {
@@ -34,7 +38,14 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "ivr.report.cli:report",
     "outbox": "ivr.outbox.cli:outbox",
     "status": "ivr.report.cli:status",
+    "serve": "ivr.service.cli:serve",
+    "service": "ivr.service.cli:service",
+    "dnc": "ivr.dnc.cli:dnc",
 }
+
+
+# Exit status of any command that could not use its database (read-only, full disk, corrupt...).
+EXIT_DATABASE = 3
 
 
 class OperatorError(click.ClickException):
@@ -57,7 +68,24 @@ class Group(click.Group):
 
 
 class LazyGroup(Group):
-    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast)."""
+    """Imports a subcommand's module only when it is used (keeps ``ivr call`` fast).
+
+    A database that cannot be used ends any command with one line saying which file, why and what
+    to do (exit status 3), never a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        from ivr.store import StoreError, explain
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # Only what the file or the disk causes; an IntegrityError or a ProgrammingError is
+            # a bug and keeps its traceback.
+            if type(exc) not in (StoreError, sqlite3.OperationalError, sqlite3.DatabaseError):
+                raise
+            click.echo(f"error: {explain(exc)}", err=True)
+            ctx.exit(EXIT_DATABASE)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
@@ -78,6 +106,7 @@ class LazyGroup(Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="ivr")
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
               help="Path to ivr.yaml (default: $IVR_CONFIG or ./ivr.yaml).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -91,9 +120,11 @@ def root(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       ivr demo                       run a demo campaign end to end on the local bed
       ivr call +8613912345678        originate one survey call over the SIP trunk
       ivr dialplan check             lint the dialplans (file:line) before reloading
+      ivr serve                      the always-on service: API, console, dialers, rules
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    private_umask()  # buyer data, recordings, logs and secrets: private from the first byte
     ctx.obj = _LazySettings(config_path)
 
 
@@ -119,6 +150,14 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 pass_settings = click.make_pass_decorator(_LazySettings)
+
+# Every read command takes --json: the same facts, machine-readable (non-ASCII kept as is).
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON instead of text.")
+
+
+def echo_json(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def main() -> None:

@@ -10,11 +10,11 @@ the one loader (:mod:`ivr.yamlfile`).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,8 +22,27 @@ from pydantic import (
     model_validator,
 )
 
+from ivr import fields
+
 # The root of operator-facing errors, re-exported for the modules that always took it from here.
 from ivr.errors import ConfigError as ConfigError
+from ivr.fields import (
+    E164,
+    AmiUser,
+    DialString,
+    Digits,
+    Host,
+    HttpUrl,
+    IPAddress,
+    Language,
+    Module,
+    Network,
+    Secret,
+    Text,
+    Token,
+    TrunkName,
+    User,
+)
 from ivr.yamlfile import YamlDoc, load_yaml, mapping, validate
 
 CONFIG_ENV = "IVR_CONFIG"
@@ -39,64 +58,119 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _safe_path(value: Path) -> Path:
+    try:
+        fields.path_text(value)
+    except fields.FieldError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# A path that is written into Asterisk's configs and dialplan globals.
+SafePath = Annotated[Path, AfterValidator(_safe_path)]
+
+
 class AsteriskSettings(_Strict):
     # Root of the Debian forky tree that holds the Asterisk 22 binaries (see ivr.asterisk.install).
-    root: Path = Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr")) / "forky-root"
-    bind: str = "127.0.0.1"
+    root: SafePath = (Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr"))
+                      / "forky-root")
+    bind: IPAddress = "127.0.0.1"
     sip_port: int = Field(5060, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(10999, ge=1024, le=65535)
     # Extra modules to load besides the minimal list in asterisk_conf/modules.conf.j2.
-    extra_modules: list[str] = []
+    extra_modules: list[Module] = []
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> AsteriskSettings:
+        if self.rtp_start > self.rtp_end:
+            raise ValueError(f"rtp_start {self.rtp_start} is above rtp_end {self.rtp_end}")
+        return self
 
 
 class TrunkSettings(_Strict):
     """The carrier's SIP trunk. Everything the pjsip.conf template needs comes from here."""
 
-    name: str = "carrier"
-    host: str = "127.0.0.1"
+    name: TrunkName = "carrier"
+    host: Host = "127.0.0.1"
     port: int = Field(5080, ge=1, le=65535)
     transport: Literal["udp", "tcp"] = "udp"
-    username: str | None = None
-    password: str | None = None
+    username: User | None = None
+    # Written so Asterisk reads it whole (';' escaped); control characters refused.
+    password: Secret | None = None
     codecs: list[str] = ["ulaw", "alaw"]
     dtmf_mode: Literal["rfc4733", "inband", "info", "auto", "auto_info"] = "rfc4733"
     # Default caller ID presented on the trunk when the dialer does not choose one.
-    caller_id: str = "+862150001001"
+    caller_id: E164 = "+862150001001"
     # Digits prepended to the dialed number (some carriers want 0 / 00 / nothing).
-    dial_prefix: str = Field("", pattern=r"^[0-9]*$")
-    from_domain: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError("trunk name may hold only letters, digits, '_' and '-'")
-        return v
+    dial_prefix: Digits = ""
+    from_domain: Host | None = None
 
     @field_validator("codecs")
     @classmethod
     def _codecs(cls, v: list[str]) -> list[str]:
-        known = {"ulaw", "alaw", "gsm", "g722", "slin", "opus", "g729"}
-        bad = [c for c in v if c not in known]
-        if bad or not v:
-            raise ValueError(f"unknown or empty codec list {bad or v}; known: {sorted(known)}")
-        return v
+        try:
+            return fields.codecs(v)
+        except fields.FieldError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class AmiSettings(_Strict):
-    host: str = "127.0.0.1"
+    host: IPAddress = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
-    username: str = "ivr"
+    username: AmiUser = "ivr"
     # None: a random secret is generated once into <home>/secrets/ami_secret (never shipped).
-    secret: str | None = None
+    secret: Secret | None = None
 
 
 class AgiSettings(_Strict):
-    host: str = "127.0.0.1"
+    # Where the FastAGI daemon listens and Asterisk connects. Anything but loopback needs `allow`.
+    host: Host = "127.0.0.1"
     port: int = Field(4573, ge=1, le=65535)
     # Which transport the outbound survey context uses: FastAGI daemon or classic AGI process.
     transport: Literal["fastagi", "classic"] = "fastagi"
+    # Addresses (or networks) of the Asterisk servers allowed to connect; empty: loopback only.
+    allow: list[Network] = []
+    # The per-installation secret Asterisk proves on every request; None: generated once into
+    # <home>/secrets/agi_secret.
+    secret: Token | None = None
+    # A connection must send its whole request (headers and secret) within this time. Generous:
+    # the clock also runs while the daemon is busy (voice turns); idle connections are kept in
+    # check by max_pending, which drops the oldest for a new one.
+    header_timeout_s: float = Field(30.0, gt=0, le=300)
+    # An AGI session whose channel answers no command for this long is dropped (longer than any
+    # single prompt, recording or voice turn).
+    idle_timeout_s: float = Field(600.0, gt=0, le=7200)
+    # Calls served at once; further connections are refused (and logged) until one ends.
+    max_sessions: int = Field(256, ge=1, le=10000)
+    # Connections still sending their request; beyond this the oldest such one is dropped, so
+    # idle connections cannot crowd out Asterisk.
+    max_pending: int = Field(64, ge=1, le=10000)
+
+    @model_validator(mode="after")
+    def _reachable_only_by_allowed(self) -> AgiSettings:
+        if not fields.is_loopback(self.host) and not self.allow:
+            raise ValueError(f"host {self.host} accepts connections from other machines: list "
+                             "the Asterisk addresses allowed to connect in agi.allow")
+        return self
+
+
+class TextCaps(_Strict):
+    """Longest order text (characters) an import keeps; a longer value rejects the row. The
+    intro names product, merchant and host, so these bound how long it speaks."""
+
+    product: int = Field(60, ge=1, le=200)
+    merchant: int = Field(30, ge=1, le=200)
+    host: int = Field(20, ge=1, le=200)
+    category: int = Field(20, ge=1, le=200)
+    platform: int = Field(20, ge=1, le=200)
+    buyer_name: int = Field(20, ge=1, le=200)
+
+
+class OrdersSettings(_Strict):
+    max_length: TextCaps = TextCaps()
+    # An order time more than this far in the future is a bad export (clock or time zone): rejected.
+    future_skew_s: int = Field(600, ge=0, le=7 * 86400)
 
 
 class DecoderSettings(_Strict):
@@ -163,9 +237,72 @@ class SpeechSettings(_Strict):
     transcribe: bool = True
 
 
+class WebhookSettings(_Strict):
+    """Webhooks out (``ivr serve``): where call results and accepted remedies are POSTed.
+
+    Each delivery carries an ``Idempotency-Key`` and an HMAC-SHA256 signature (secret generated
+    into ``<home>/secrets/webhook_secret``, mode 0600, unless given); failures are retried with
+    exponential backoff and never dropped (a delivery out of tries is ``failed`` and can be
+    re-queued)."""
+
+    call_finished: HttpUrl | None = None  # every ended attempt: outcome, cause, survey answers
+    fulfilment: HttpUrl | None = None  # an accepted refund / voucher: the platform fulfils it
+    secret: Secret | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_tries: int = Field(30, ge=1, le=1000)
+    backoff_s: float = Field(5.0, gt=0)  # wait after the first failure ...
+    factor: float = Field(2.0, ge=1)  # ... growing by this factor ...
+    max_backoff_s: float = Field(900.0, gt=0)  # ... up to this
+
+
+class ServiceSettings(_Strict):
+    """``ivr serve``: the always-on service (HTTP API, console, scheduler, event rules)."""
+
+    host: Host = "127.0.0.1"  # loopback by default; anything else needs allow_remote
+    port: int = Field(8080, ge=1, le=65535)
+    allow_remote: bool = False
+    # Event rules and recurring campaigns (data files; see config/events.yaml, recurring.yaml).
+    events: SafePath | None = PROJECT_ROOT / "config" / "events.yaml"
+    recurring: SafePath | None = PROJECT_ROOT / "config" / "recurring.yaml"
+    # Survey scripts the API and the console may start campaigns with (a client never names an
+    # arbitrary file on the server).
+    scripts: list[SafePath] = [PROJECT_ROOT / "surveys"]
+    # Contact policy and segments of campaigns the service creates (API, console, rules).
+    policy: SafePath = PROJECT_ROOT / "config" / "policy.yaml"
+    segments: SafePath = PROJECT_ROOT / "config" / "segments.yaml"
+    timezone: str = "Asia/Shanghai"  # days of event campaigns, recurring schedules
+    # Structured log (one JSON object per line), rotated; None: <home>/log/service.log.
+    log_file: SafePath | None = None
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(5, ge=0, le=100)
+    # How often the supervisor looks for campaigns to run; the dialers' own poll interval.
+    scan_s: float = Field(2.0, gt=0, le=300)
+    poll_s: float = Field(1.0, gt=0, le=60)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)  # console login lifetime
+    # Follow-up messages (event rules' "message instead", region rules, remedies) are sent by
+    # the service through this sender (``ivr outbox send --sender`` syntax, e.g.
+    # "webhook:http://127.0.0.1:9000/sms"); None: queued for ``ivr outbox send``.
+    outbox_sender: Annotated[str, AfterValidator(lambda v: fields.text(v, 2048))] | None = None
+    outbox_every_s: float = Field(10.0, gt=0, le=3600)
+    webhooks: WebhookSettings = WebhookSettings()
+
+    @model_validator(mode="after")
+    def _loopback(self) -> ServiceSettings:
+        import ipaddress
+
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        if not loopback and not self.allow_remote:
+            raise ValueError(f"service.host {self.host!r} is not a loopback address; set "
+                             "service.allow_remote: true to expose the API (put TLS in front)")
+        return self
+
+
 class Settings(_Strict):
     # Everything the engine writes (database, rendered configs, prompts, recordings) lives here.
-    home: Path = Path("var")
+    home: SafePath = Path("var")
     agi: AgiSettings = AgiSettings()
     ami: AmiSettings = AmiSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -181,10 +318,13 @@ class Settings(_Strict):
     segments: Path = CONFIG_DIR / "segments.yaml"  # `ivr campaign plan` default
     policy: Path = CONFIG_DIR / "policy.yaml"  # `ivr campaign plan` default
     outbox: Path = CONFIG_DIR / "outbox.yaml"  # rules of follow-up messages
-    language: str = "cmn"
+    language: Language = "cmn"
     # Dial string a "talk to a person" transfer rings (an agent queue, extension or trunk).
-    agent_dial: str = "PJSIP/agents@carrier"
-    platform: str = "示例平台"
+    agent_dial: DialString = "PJSIP/agents@carrier"
+    platform: Text = "示例平台"
+    # How `ivr campaign import` treats order text and times (caps, future skew).
+    orders: OrdersSettings = OrdersSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
     def _unique_trunks(self) -> Settings:
@@ -192,6 +332,11 @@ class Settings(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"trunk names must be unique, repeated: {dup}")
+        keys = ["trunk", *(f"trunks.{i}" for i in range(len(self.trunks)))]
+        for key, t in zip(keys, self.all_trunks, strict=True):
+            if (t.username is None) != (t.password is None):
+                raise ValueError(f"{key}: username and password go together (digest auth "
+                                 "needs both)")
         return self
 
     @property
@@ -220,6 +365,14 @@ class Settings(_Strict):
     @property
     def recordings_dir(self) -> Path:
         return self.home / "recordings"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def service_log(self) -> Path:
+        return self.service.log_file or self.home / "log" / "service.log"
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

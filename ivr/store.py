@@ -8,6 +8,7 @@ Core tables
 -----------
 ``calls``    one row per answered call handed to the AGI (id = Asterisk's unique id of the channel).
 ``answers``  one row per answer given inside a call, written the moment it is recognised.
+``turns``    one row per voice turn: recognition result, confidence, latency heard by the caller.
 ``dnc``      the do-not-call list (E.164 numbers).
 
 Campaign tables (shared by the campaign, caller-ID and report packages)
@@ -20,14 +21,19 @@ Campaign tables (shared by the campaign, caller-ID and report packages)
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from ivr.files import private_file
 
 SchemaFn = Callable[[sqlite_utils.Database], None]
 _SCHEMAS: list[SchemaFn] = []
@@ -60,19 +66,159 @@ def register_schema(fn: SchemaFn) -> SchemaFn:
     return fn
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (and create) the database with WAL, foreign keys and every registered schema."""
+class StoreError(Exception):
+    """The database cannot be used for this command; the message names the file, the cause and
+    what to do. ``kind``: read-only | full | corrupt | cannot-open | locked | error."""
+
+    def __init__(self, path: Path | None, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind
+
+
+# Databases this process opened, newest last: a database error raised deep inside a command is
+# reported with the file it most likely came from (a command works on one database).
+_OPENED: list[Path] = []
+
+
+def explain(exc: sqlite3.Error | StoreError, path: Path | None = None) -> StoreError:
+    """A reason an operator can act on, for an SQLite error on ``path``."""
+    if isinstance(exc, StoreError):
+        return exc
+    path = path or (_OPENED[-1] if _OPENED else None)
+    where = str(path) if path else "the database"
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    low = text.lower()
+    if primary == sqlite3.SQLITE_READONLY or "readonly" in low or "read-only" in low:
+        return StoreError(path, "read-only", (
+            f"{where}: the database is read-only ({text}); this command writes to it and "
+            "changed nothing. Read commands (ivr report, ivr status, ivr campaign status) still "
+            "work. To write, make the file and its directory writable for the service user."))
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in low or (
+            primary == sqlite3.SQLITE_IOERR and _disk_full(path)):
+        return StoreError(path, "full", (
+            f"{where}: the disk is full ({text}); nothing of the failed step was written. "
+            "Free space on that disk, then run the command again."))
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in low \
+            or "not a database" in low:
+        return StoreError(path, "corrupt", (
+            f"{where}: the file is not a usable ivr database ({text}); it was left untouched. "
+            f"Move it aside (mv {where} {where}.corrupt) and restore it from a backup, or let ivr "
+            f"start a new one; sqlite3 {where}.corrupt .recover can save the rows it still "
+            "holds."))
+    if primary == sqlite3.SQLITE_CANTOPEN or "unable to open" in low:
+        return StoreError(path, "cannot-open", (
+            f"{where}: cannot open the database ({text}): its directory must exist and be "
+            "readable and writable for the service user."))
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in low:
+        return StoreError(path, "locked", (
+            f"{where}: another process kept the database locked for 30 s ({text}); try again "
+            "when it has finished."))
+    return StoreError(path, "error", f"{where}: database error: {text}")
+
+
+def _read_only(path: Path) -> bool:
+    """The file exists but cannot be written (its directory too: WAL needs -wal/-shm files)."""
+    if not path.exists():
+        return False
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _disk_full(path: Path | None) -> bool:
+    if path is None:
+        return False
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def open_db(path: str | Path, *, read_only_ok: bool = False) -> sqlite_utils.Database:
+    """Open (and create) the database with WAL, foreign keys and every registered schema.
+
+    Failures are :class:`StoreError` with a reason. ``read_only_ok``: a command that only reads
+    gets a read-only connection when the file cannot be written (no schema changes then).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open(path)
+    except (sqlite3.Error, OSError) as exc:
+        err = explain(exc, path) if isinstance(exc, sqlite3.Error) else StoreError(
+            path, "cannot-open", f"{path}: cannot open the database: {exc}")
+        if err.kind == "cannot-open" and _read_only(path):
+            err = explain(sqlite3.OperationalError("read-only file or directory"), path)
+        if read_only_ok and err.kind in ("read-only", "cannot-open", "full") and path.exists():
+            return _open_read_only(path)
+        raise err from exc
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        # Created 0600 before SQLite opens it; its -wal/-shm files take the same mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    with contextlib.suppress(OSError):  # a read-only file system: SQLite says so below
+        private_file(path)
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
-    core_schema(db)
-    for fn in _SCHEMAS:
-        fn(db)
+    try:
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        core_schema(db)
+        for fn in _SCHEMAS:
+            fn(db)
+    except BaseException:
+        conn.close()
+        raise
+    _OPENED.append(path)
     return db
+
+
+def _open_read_only(path: Path) -> sqlite_utils.Database:
+    """A read-only connection; ``immutable`` when even the WAL index cannot be created (a
+    read-only file system, where nobody can write the file anyway)."""
+    last: sqlite3.Error | None = None
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{options}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        _OPENED.append(path)
+        return sqlite_utils.Database(conn)
+    assert last is not None
+    raise explain(last, path) from last
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT; joins a transaction already open. On an error the rollback
+    never hides the cause (SQLite may have rolled back by itself, e.g. on a full disk)."""
+    conn: sqlite3.Connection = db.conn if isinstance(db, sqlite_utils.Database) else db
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def add_missing_columns(db: sqlite_utils.Database, table: str, columns: dict[str, type]) -> None:
@@ -143,6 +289,13 @@ def core_schema(db: sqlite_utils.Database) -> None:
     add_missing_columns(db, "answers", {"confirmed": int})  # databases made before confirmations
     # A retried AGI request (same call, same answer position) must not duplicate the answer.
     db.table("answers").create_index(["call_id", "seq"], unique=True, if_not_exists=True)
+    # One row per voice turn (a question asked and heard): what the recogniser decided and how
+    # long the caller waited for the prompt after their last answer. Read by /metrics.
+    db.table("turns").create(
+        {"id": int, "call_id": str, "node": str, "try": int, "result": str, "intent": str,
+         "confidence": float, "latency_s": float, "barged_in": int, "at": str},
+        pk="id", if_not_exists=True)
+    db.table("turns").create_index(["call_id"], if_not_exists=True)
     db.table("dnc").create(
         {"phone": str, "reason": str, "source": str, "added_at": str},
         pk="phone",
@@ -298,6 +451,11 @@ class CallRecorder:
                 self.update(**extra)
             return
         self.update(state=state, ended_at=now_iso(), **fields)
+
+    def turn(self, **fields: Any) -> None:
+        """Log one voice turn (see the ``turns`` table)."""
+        self.db.table("turns").insert({"call_id": self.call_id, "at": now_iso(), **fields},
+                                      alter=False)
 
     def answers(self) -> list[dict[str, Any]]:
         rows = self.db.table("answers").rows_where("call_id = ?", [self.call_id], order_by="seq")

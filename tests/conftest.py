@@ -37,3 +37,10 @@ def telephony() -> None:
         agi_entry_point()  # the renderer's lookup: next to sys.executable, then PATH
     except FileNotFoundError:
         require(False, "ivr-agi entry point (pip install -e .)")
+
+
+@pytest.fixture(scope="session")
+def mount_namespaces() -> None:
+    """Private mount namespaces (unshare, as root): read-only bind mounts and small tmpfs."""
+    require(shutil.which("unshare") is not None and os.geteuid() == 0,
+            "unshare run as root (mount namespaces)")

@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ivr.agi import encode
+from ivr.agi.encode import UnsafeCommand
+
 
 class AGIError(Exception):
     """Asterisk refused or failed a command (510/520, result=-1 from an application)."""
@@ -20,6 +23,10 @@ class AGIError(Exception):
 
 class AGIHangup(AGIError):
     """The channel is gone (511, HANGUP, EOF or broken pipe). Ends the handler cleanly."""
+
+
+class AGIRefused(AGIError):
+    """The AGI layer refused to send a command (control character, open quote, too long)."""
 
 
 _RESULT = re.compile(r"^(?P<code>\d{3})(?:[ -](?P<rest>.*))?$")
@@ -68,9 +75,9 @@ def parse_response(line: str) -> AGIResponse:
     return AGIResponse(code=code, result=result, data=data, extra=extra, line=line)
 
 
-def quote(arg: str) -> str:
-    """Quote one AGI argument (Asterisk splits on spaces unless quoted)."""
-    return '"' + str(arg).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def quote(arg: object) -> str:
+    """Quote one AGI argument (:func:`ivr.agi.encode.arg`: no control character, bounded)."""
+    return encode.arg(arg)
 
 
 class Transport(Protocol):
@@ -109,6 +116,10 @@ class AGIChannel:
     # --- raw --------------------------------------------------------------------------------
     async def command(self, line: str) -> AGIResponse:
         try:
+            encode.check_command(line)
+        except UnsafeCommand as exc:
+            raise AGIRefused(str(exc)) from exc
+        try:
             return await self.transport.command(line)
         except AGIHangup:
             self.hung_up = True
@@ -128,35 +139,60 @@ class AGIChannel:
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command(f"VERBOSE {quote(message)} {level}")
 
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f"SET VARIABLE {name} {quote(value)}")
+    async def set_variable(self, name: str, value: object) -> None:
+        await self.command(f"SET VARIABLE {self._name(name)} {quote(value)}")
 
     async def get_variable(self, name: str) -> str | None:
-        r = await self.command(f"GET VARIABLE {name}")
+        r = await self.command(f"GET VARIABLE {self._name(name)}")
         return r.data if r.result == "1" else None
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        """Asterisk evaluates ``expression`` (e.g. ``${GLOBAL(X)}``) on this channel."""
+        r = await self.command(f"GET FULL VARIABLE {quote(expression)}")
+        return r.data if r.result == "1" else None
+
+    async def goto(self, context: str, extension: str, priority: int = 1) -> None:
+        """Where the dialplan continues when the AGI ends (SET CONTEXT / EXTENSION / PRIORITY)."""
+        try:
+            words = [encode.dialplan_word(w) for w in (context, extension, str(int(priority)))]
+        except UnsafeCommand as exc:
+            raise AGIRefused(str(exc)) from exc
+        for what, word in zip(("CONTEXT", "EXTENSION", "PRIORITY"), words, strict=True):
+            await self.command(f"SET {what} {word}")
+
+    @staticmethod
+    def _name(name: str) -> str:
+        try:
+            return encode.variable_name(name)
+        except UnsafeCommand as exc:
+            raise AGIRefused(str(exc)) from exc
 
     async def stream_file(self, path: str, escape_digits: str = "") -> str:
         """Play a sound file (path without extension). Returns the digit that interrupted it."""
-        r = await self.command(f"STREAM FILE {path} {quote(escape_digits)}")
+        r = await self.command(f"STREAM FILE {quote(path)} {quote(escape_digits)}")
         if r.value < 0:
             raise AGIHangup("channel hung up during playback")
         return chr(r.value) if r.value > 0 else ""
 
     async def get_data(self, path: str, timeout_ms: int, max_digits: int = 1) -> tuple[str, bool]:
         """Play a prompt and collect DTMF. Returns (digits, timed_out)."""
-        r = await self.command(f"GET DATA {path} {timeout_ms} {max_digits}")
+        r = await self.command(f"GET DATA {quote(path)} {int(timeout_ms)} {int(max_digits)}")
         if r.value < 0 or r.result == "-1":
             raise AGIHangup("channel hung up while collecting digits")
         return r.result, r.data == "timeout"
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
-        r = await self.command(f"WAIT FOR DIGIT {timeout_ms}")
+        r = await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}")
         if r.value < 0:
             raise AGIHangup("channel hung up while waiting for a digit")
         return chr(r.value) if r.value > 0 else ""
 
     async def exec(self, app: str, args: str = "") -> AGIResponse:
         """Run a dialplan application (e.g. ``AudioSocket``, ``Dial``, ``AMD``)."""
+        try:
+            app = encode.app_name(app)
+        except UnsafeCommand as exc:
+            raise AGIRefused(str(exc)) from exc
         return await self.command(f"EXEC {app} {quote(args)}" if args else f"EXEC {app}")
 
     async def record_file(
@@ -164,5 +200,6 @@ class AGIChannel:
         silence_s: int = 2,
     ) -> AGIResponse:
         return await self.command(
-            f"RECORD FILE {path} {fmt} {quote(escape_digits)} {timeout_ms} s={silence_s}"
+            f"RECORD FILE {quote(path)} {quote(fmt)} {quote(escape_digits)} {int(timeout_ms)} "
+            f"s={int(silence_s)}"
         )

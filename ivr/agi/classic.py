@@ -18,6 +18,8 @@ from asterisk.agi import AGI
 from ivr.agi.channel import AGIChannel, AGIHangup, AGIResponse, parse_response
 from ivr.agi.registry import run_handler
 from ivr.config import ConfigError, load_settings
+from ivr.files import private_umask
+from ivr.store import StoreError
 
 log = logging.getLogger("ivr.agi.classic")
 
@@ -48,6 +50,7 @@ class Pyst2Transport:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    private_umask()
     logging.basicConfig(
         level=os.environ.get("IVR_LOG_LEVEL", "WARNING"), stream=sys.stderr,
         format="ivr-agi %(levelname)s %(name)s: %(message)s",
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         agi.verbose(f"ivr-agi: configuration error: {'; '.join(map(str, exc.problems))}")
         return 1
     channel = AGIChannel(Pyst2Transport(agi), env)
-    outcome = asyncio.run(run_handler(name, channel, settings, "classic"))
+    try:
+        outcome = asyncio.run(run_handler(name, channel, settings, "classic"))
+    except StoreError as exc:  # the database cannot be used: the dialplan fails closed
+        log.error("%s", exc)
+        agi.verbose(f"ivr-agi: {exc}")
+        return 1
     return 0 if outcome in ("ok", "hangup") else 1
 
 

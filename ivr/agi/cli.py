@@ -8,7 +8,7 @@ import signal
 
 import click
 
-from ivr.cli import Group, settings_from
+from ivr.cli import Group, echo_json, json_option, settings_from
 
 
 @click.group(cls=Group)
@@ -26,6 +26,10 @@ def agi() -> None:
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Serve FastAGI requests until interrupted (SIGINT/SIGTERM end it cleanly).
+
+    Only Asterisk gets served: connections from loopback or agi.allow that send valid headers
+    within agi.header_timeout_s and prove this installation's secret (home/secrets/agi_secret);
+    every other connection is refused and logged with its address and the reason.
 
     \b
     Examples:
@@ -52,7 +56,8 @@ def serve(ctx: click.Context) -> None:
 
 
 @agi.command()
-def handlers() -> None:
+@json_option
+def handlers(as_json: bool) -> None:
     """List registered AGI handlers.
 
     \b
@@ -61,6 +66,10 @@ def handlers() -> None:
     """
     from ivr.agi.registry import load_handlers
 
-    for name, fn in sorted(load_handlers().items()):
-        doc = (fn.__doc__ or "").strip().splitlines()
-        click.echo(f"{name:12} {doc[0] if doc else ''}")
+    found = {name: ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+             for name, fn in sorted(load_handlers().items())}
+    if as_json:
+        echo_json(found)
+        return
+    for name, doc in found.items():
+        click.echo(f"{name:12} {doc}")

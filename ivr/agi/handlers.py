@@ -11,62 +11,50 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from ivr.agi.registry import CallContext, handler
-from ivr.call.variables import CallVariables
-from ivr.phone import InvalidNumber, parse_e164
+from ivr.call.variables import CHANNEL, CallVariables
 from ivr.store import (
     CALL_COMPLETED,
     CALL_FAILED,
     CALL_HANGUP,
     CallRecorder,
-    is_dnc,
     iso,
     now_iso,
 )
 
 log = logging.getLogger(__name__)
 
+# What the dialer asks of the dialing leg; the guard checks each (raw: a value the contract
+# refuses is a refusal here, not a default) before anything is dialed.
+DIAL_REQUEST_VARIABLES = tuple(CHANNEL[f] for f in ("trunk", "dial_prefix", "caller_id",
+                                                    "ring_timeout_s"))
+
+
 @handler("guard")
 async def guard(call: CallContext) -> None:
-    """Sets IVR_GUARD=allow only for a valid number that no rule forbids."""
+    """Checks the complete dial target (number, trunk, prefix, caller ID, ring time) and sets
+    IVR_DIAL_TARGET / IVR_DIAL_CALLER_ID / IVR_DIAL_TIMEOUT from the checked values, then
+    IVR_GUARD=allow; anything the rules forbid leaves IVR_GUARD=deny and a reason."""
+    from ivr.regions.guard import check_dial
+
     digits = call.args[0] if call.args else ""
-    dialed = await CallVariables.read(call.agi.get_variable, ("caller_id", "trunk"))
-    caller_id, trunk = dialed.caller_id, dialed.trunk
-    known = [t.name for t in call.settings.all_trunks]
-    if trunk and trunk not in known:
-        allowed, reason = False, f"unknown trunk {trunk!r} (configured: {', '.join(known)})"
-    else:
-        allowed, reason = destination_allowed(call, digits, caller_id)
-    # UserEvent fields are comma separated: keep the reason to one field.
-    await call.agi.set_variable("IVR_GUARD_REASON", reason.replace(",", ";"))
-    await call.agi.set_variable("IVR_GUARD", "allow" if allowed else "deny")
-    if not allowed:
+    asked = {name: (await call.agi.get_variable(name) or "") for name in DIAL_REQUEST_VARIABLES}
+    verdict = check_dial(call.settings, call.db, digits, trunk=asked["IVR_TRUNK"],
+                         prefix=asked["IVR_DIAL_PREFIX"], caller_id=asked["IVR_CALLER_ID"],
+                         ring_timeout=asked["IVR_RING_TIMEOUT"])
+    # The reason ends up in a UserEvent field: one field, nothing an application would split.
+    reason = re.sub(r'[,"\\|]', ";", verdict.reason)
+    await call.agi.set_variable("IVR_GUARD_REASON", reason)
+    if verdict.allowed:
+        await call.agi.set_variable("IVR_DIAL_TARGET", verdict.target)
+        await call.agi.set_variable("IVR_DIAL_CALLER_ID", verdict.caller_id)
+        await call.agi.set_variable("IVR_DIAL_TIMEOUT", str(verdict.timeout_s))
+    await call.agi.set_variable("IVR_GUARD", "allow" if verdict.allowed else "deny")
+    if not verdict.allowed:
         await call.agi.verbose(f"ivr guard refused {digits}: {reason}")
-
-
-def destination_allowed(call: CallContext, digits: str,
-                        caller_id: str | None = None) -> tuple[bool, str]:
-    """Fail closed: a bad number, a do-not-call entry, a region rule or a bad caller ID refuse."""
-    from ivr.callerid import load_pool, sync_pool
-    from ivr.regions.guard import default_rules, guard_allows
-    from ivr.yamlfile import YamlConfigError
-
-    try:
-        e164 = parse_e164("+" + digits)
-    except InvalidNumber as exc:
-        return False, str(exc)
-    if is_dnc(call.db, e164):
-        return False, "number is on the do-not-call list"
-    try:
-        rules = default_rules(call.settings.regions)
-        if caller_id:
-            # The pool file is the truth about which numbers may be presented.
-            sync_pool(call.db, load_pool(call.settings.numbers))
-    except YamlConfigError as exc:
-        return False, f"configuration does not load: {exc.problems[0] if exc.problems else exc}"
-    return guard_allows(e164, rules=rules, db=call.db, caller_id=caller_id or None)
 
 
 @handler("hangup")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import sqlite_utils
 
 from ivr.agi.channel import AGIChannel, AGIError, AGIHangup
 from ivr.config import Settings
-from ivr.store import CALL_ERROR, CALL_HANGUP, CallRecorder, open_db
+from ivr.store import CALL_ERROR, CALL_HANGUP, CallRecorder, explain, open_db
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,15 @@ def load_handlers() -> dict[str, Handler]:
 
 
 def resolve(script: str) -> tuple[str, Handler | None]:
-    """``agi_network_script`` may be 'survey' or 'survey/x'; the first segment is the name."""
-    handlers = load_handlers()
+    """``agi_network_script`` may be 'survey' or 'survey/x'; the first segment is the name.
+    Modules are imported in order until one registers it: the classic guard, a new process for
+    every call, never pays for the survey and speech imports."""
     name = script.strip("/").split("/", 1)[0].split("?", 1)[0]
-    return name, handlers.get(name)
+    for mod in HANDLER_MODULES:
+        if name in _HANDLERS:
+            break
+        importlib.import_module(mod)
+    return name, _HANDLERS.get(name)
 
 
 async def run_handler(
@@ -105,8 +111,11 @@ async def run_handler(
 def _finish(ctx: CallContext, state: str, error: str | None) -> None:
     if not ctx.call_id:
         return
-    rec = ctx.recorder()
-    if rec.get() is None:
-        return
-    fields = {"error": error} if error else {}
-    rec.finish(state, **fields)
+    try:
+        rec = ctx.recorder()
+        if rec.get() is None:
+            return
+        fields = {"error": error} if error else {}
+        rec.finish(state, **fields)
+    except sqlite3.Error as exc:  # e.g. a full disk: say so, and let the call end cleanly
+        log.error("call %s: cannot record its end: %s", ctx.call_id, explain(exc))

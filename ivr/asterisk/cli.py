@@ -10,8 +10,8 @@ import click
 from ivr.asterisk import dialplan as dp
 from ivr.asterisk.install import InstallError, ensure_root, missing_host_tools
 from ivr.asterisk.process import Asterisk, AsteriskError
-from ivr.asterisk.render import DIALPLANS_DIR, render
-from ivr.cli import Group, settings_from
+from ivr.asterisk.render import DIALPLANS_DIR, RenderError, render
+from ivr.cli import Group, echo_json, json_option, settings_from
 
 
 @click.command()
@@ -36,7 +36,10 @@ def setup(ctx: click.Context) -> None:
         root = ensure_root(settings.asterisk.root, log=lambda m: click.echo(m, err=True))
     except InstallError as exc:
         raise click.ClickException(str(exc)) from exc
-    render(settings)
+    try:
+        render(settings)
+    except RenderError as exc:
+        raise click.ClickException(f"configuration not rendered: {exc}") from exc
     click.echo(f"Asterisk root: {root.path} ({root.version()})")
     click.echo(f"configs rendered into {settings.run_dir / 'etc'}")
     click.echo(f"setup took {time.monotonic() - started:.1f} s")
@@ -52,6 +55,21 @@ def asterisk() -> None:
       ivr asterisk rx "pjsip show endpoints"
       ivr asterisk stop
     """
+
+
+@asterisk.command("render")
+@click.pass_context
+def render_cmd(ctx: click.Context) -> None:
+    """Render the configs into <home>/asterisk/etc without starting anything (the systemd
+    unit's ExecStartPre; see ``ivr service units``).
+
+    \b
+    Example:
+      ivr -c /etc/ivr/ivr.yaml asterisk render
+    """
+    from ivr.asterisk.render import render
+
+    click.echo(f"rendered {render(settings_from(ctx))}")
 
 
 @asterisk.command()
@@ -86,8 +104,9 @@ def stop(ctx: click.Context) -> None:
 
 
 @asterisk.command()
+@json_option
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, as_json: bool) -> None:
     """Say whether Asterisk runs, and show the trunk endpoint (exit 1 if it does not run).
 
     \b
@@ -97,10 +116,19 @@ def status(ctx: click.Context) -> None:
     """
     ast = Asterisk(settings_from(ctx))
     if not ast.running():
-        click.echo("Asterisk is not running")
+        if as_json:
+            echo_json({"running": False})
+        else:
+            click.echo("Asterisk is not running")
         sys.exit(1)
-    click.echo(ast.rx("core show uptime").strip())
-    click.echo(ast.rx("pjsip show endpoints").strip())
+    uptime = ast.rx("core show uptime").strip()
+    endpoints = ast.rx("pjsip show endpoints").strip()
+    if as_json:
+        echo_json({"running": True, "pid": ast._pid(), "uptime": uptime,
+                   "endpoints": endpoints})
+        return
+    click.echo(uptime)
+    click.echo(endpoints)
 
 
 @asterisk.command()
@@ -139,9 +167,10 @@ def _applications(settings_ast: Asterisk) -> list[str] | None:
 
 
 @dialplan.command()
+@json_option
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
-def check(ctx: click.Context, files: tuple[str, ...]) -> None:
+def check(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
     """Lint dialplan FILES (default: dialplans/*.conf); exit 1 on any problem.
 
     When Asterisk runs, applications are also checked against the ones it has loaded.
@@ -156,6 +185,10 @@ def check(ctx: click.Context, files: tuple[str, ...]) -> None:
     paths = [Path(f) for f in files] or sorted(DIALPLANS_DIR.glob("*.conf"))
     ast = Asterisk(settings_from(ctx))
     problems = dp.lint(paths, _applications(ast))
+    if as_json:
+        echo_json({"files": [str(p) for p in paths], "ok": not problems,
+                   "problems": [str(p) for p in problems]})
+        sys.exit(1 if problems else 0)
     for p in problems:
         click.echo(str(p), err=True)
     if problems:

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from ivr.asterisk.install import AsteriskRoot
-from ivr.asterisk.render import render
+from ivr.asterisk.render import RenderError, render
 from ivr.config import Settings
+from ivr.files import PRIVATE_UMASK, open_private_log, private_dir
 
 
 class AsteriskError(RuntimeError):
@@ -45,13 +46,17 @@ class Asterisk:
                 f"Asterisk is not installed at {self.root.path}: run `ivr setup` first")
         if self.running():
             raise AsteriskError(f"an Asterisk already runs from {self.settings.run_dir}")
-        render(self.settings)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        console = open(self.settings.run_dir / "log" / "console.log", "ab")  # noqa: SIM115
+        try:
+            render(self.settings)
+        except RenderError as exc:
+            raise AsteriskError(f"configuration not rendered: {exc}") from exc
+        private_dir(self.log_file.parent)
+        console = open_private_log(self.settings.run_dir / "log" / "console.log")
+        # Asterisk writes recordings, logs and its database with this umask: 0600 / 0700.
         self.proc = subprocess.Popen(
             self.root.command("-C", str(self.conf), "-f", "-n", "-q"),
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-            env=self._env(), start_new_session=True,
+            env=self._env(), start_new_session=True, umask=PRIVATE_UMASK,
         )
         console.close()
         deadline = time.monotonic() + timeout

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ivr.agi.channel import AGIChannel, AGIHangup
+from ivr.files import private_dir
 from ivr.speech.tts import playable
 from ivr.survey.dialog import DialogHangup, Question, Recording, TurnResult
 
@@ -98,7 +99,10 @@ class AgiDtmfDialog:
     async def record(self, text: str, *, voice: str | None, max_s: float, node: str,
                      barge_in: bool = True) -> Recording:
         base = self.recordings_dir / f"{self.agi.uniqueid or 'call'}-{node}"
-        base.parent.mkdir(parents=True, exist_ok=True)
+        if base.parent != self.recordings_dir:
+            # uniqueid and node are validated upstream; a recording never leaves its folder.
+            raise ValueError(f"recording name {base.name!r} leaves {self.recordings_dir}")
+        private_dir(base.parent)
         with hangups_as_dialog_hangup():
             await self.agi.stream_file(self._file(text, voice), "")
             r = await self.agi.record_file(str(base), self.record_format, "#",
@@ -116,9 +120,7 @@ class AgiDtmfDialog:
             for name, value in {"IVR_TRANSFER_TARGET": target, **variables}.items():
                 # "__": the agent's channel inherits the order context through Dial().
                 await self.agi.set_variable(f"__{name}", value)
-            await self.agi.command(f"SET CONTEXT {self.agent_context}")
-            await self.agi.command(f"SET EXTENSION {target}")
-            await self.agi.command("SET PRIORITY 1")
+            await self.agi.goto(self.agent_context, target, 1)
 
     async def hangup(self) -> None:
         with hangups_as_dialog_hangup():

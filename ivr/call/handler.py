@@ -65,7 +65,8 @@ def make_dialog(call: CallContext, language: str, voice: str, source: Path) -> D
     keys = AgiDtmfDialog(
         call.agi, lambda text, v: Path(prompt_file(settings, text, v or voice)),
         recordings_dir=settings.recordings_dir, default_voice=voice)
-    return voice_dialog_for(settings, keys, language, voice, str(source)) or keys
+    return voice_dialog_for(settings, keys, language, voice, str(source),
+                            on_turn=lambda row: call.recorder().turn(**row)) or keys
 
 
 @handler("survey")

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ivr.call.audiosocket import AudioSocketServer, Turn, TurnOutcome
@@ -88,7 +88,10 @@ class AgiVoiceDialog:
     def __init__(self, dtmf: AgiDtmfDialog, tts: TtsEngine, model: LoadedModel, *,
                  language: str, source: str, default_voice: str,
                  end_silence_ms: int = 500, denoise: bool = True,
-                 confidence: ConfidenceModel | None = None) -> None:
+                 confidence: ConfidenceModel | None = None,
+                 on_turn: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``on_turn(row)``: each question's turn as it ends (node, result, confidence,
+        latency_s), for the store's turn log and the service's metrics."""
         self.dtmf = dtmf
         self.agi = dtmf.agi
         self.tts = tts
@@ -100,6 +103,8 @@ class AgiVoiceDialog:
         self.denoise = denoise
         self.confidence = confidence or confidence_for(model.language)
         self.turns: list[dict[str, Any]] = []  # timings per turn, for benchmarks and logs
+        self.on_turn = on_turn
+        self._speech_ended: float | None = None  # the caller's last end of speech (monotonic ms)
 
     # -- delegated ------------------------------------------------------------------------------
     async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
@@ -121,7 +126,14 @@ class AgiVoiceDialog:
         if question.dtmf_only or not question.phrases:
             return await self.dtmf.ask(question)
         outcome = await self._turn(question, self.confidence)
-        return await self._result(question, outcome)
+        timing = self.turns[-1]  # this question's turn (a confirmation adds one of its own)
+        result = await self._result(question, outcome)
+        if self.on_turn is not None:
+            try:
+                self.on_turn(_turn_row(question, result, timing))
+            except Exception:  # noqa: BLE001 - the turn log must never break a call
+                log.exception("turn log failed")
+        return result
 
     async def _turn(self, question: Question, confidence: ConfidenceModel
                     ) -> TurnOutcome[Hypothesis]:
@@ -225,17 +237,37 @@ class AgiVoiceDialog:
                  getattr(hyp, "intent", None), float(getattr(hyp, "confidence", 0.0) or 0.0),
                  getattr(hyp, "transcript", ""), getattr(hyp, "reason", ""), outcome.caller_frames,
                  outcome.barged_in, {k: round(v, 2) for k, v in feats.items()})
+        # Turn latency as the caller hears it: their last answer's end to this prompt's start.
+        latency = (t.prompt_started - self._speech_ended) / 1000 if (
+            t.prompt_started is not None and self._speech_ended is not None) else None
+        self._speech_ended = t.speech_end
         self.turns.append({
             "node": q.node, "event": outcome.event, "barged_in": outcome.barged_in,
             "prompt_started": t.prompt_started, "prompt_stopped": t.prompt_stopped,
             "speech_start": t.speech_start, "speech_end": t.speech_end, "closed": t.closed,
+            "latency_s": latency,
         })
 
 
+def _turn_row(q: Question, result: TurnResult, timing: dict[str, Any]) -> dict[str, Any]:
+    if result.input_mode == "dtmf":
+        kind = "dtmf"
+    elif result.kind == "noinput":
+        kind = "no_input"
+    elif result.kind == "match":
+        kind = "confirmed" if result.confirmed else "accepted"
+    else:
+        kind = "rejected"
+    return {"node": q.node, "try": q.attempt, "result": kind, "intent": result.intent,
+            "confidence": float(result.confidence or 0.0), "latency_s": timing.get("latency_s"),
+            "barged_in": int(bool(timing.get("barged_in")))}
+
+
 def voice_dialog_for(settings: Settings, keys: AgiDtmfDialog, language: str, voice: str,
-                     source: str) -> AgiVoiceDialog | None:
+                     source: str, *, on_turn: Callable[[dict[str, Any]], None] | None = None
+                     ) -> AgiVoiceDialog | None:
     """A voice dialog over ``keys``' channel when a speech model for ``language`` is installed;
-    None means DTMF only."""
+    None means DTMF only. ``on_turn``: see :class:`AgiVoiceDialog`."""
     from ivr.speech.tts import engine
 
     if settings.speech.input == "dtmf" or language not in settings.speech.models:
@@ -252,7 +284,8 @@ def voice_dialog_for(settings: Settings, keys: AgiDtmfDialog, language: str, voi
                           end_silence_ms=settings.speech.endpoint_ms,
                           denoise=settings.speech.denoise,
                           confidence=confidence_with(language,
-                                                     settings.speech.confidence.get(language)))
+                                                     settings.speech.confidence.get(language)),
+                          on_turn=on_turn)
 
 
 __all__ = ["AgiVoiceDialog", "GrammarError", "WallClockListener", "audiosocket_server",

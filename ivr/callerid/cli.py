@@ -32,9 +32,10 @@ from ivr.callerid.state import (
     sync_pool,
     utc,
 )
-from ivr.cli import Group, settings_from
+from ivr.cli import Group, echo_json, json_option, settings_from
 from ivr.phone import InvalidNumber, parse_e164
 from ivr.store import open_db
+from ivr.terminal import cell, markup
 from ivr.yamlfile import YamlConfigError
 
 _FILE_KEY = "ivr.numbers_file"
@@ -135,14 +136,14 @@ def _print_report(report: CheckReport) -> None:
             n.number, n.pool, n.region or "-", str(n.attempts), _pct(n.answer_rate),
             _pct(n.short_rate), str(n.rejections), str(len(n.flags)) if n.flags else "-",
             f"{n.score:g}", f"{n.used_today}/{n.daily_cap}",
-            f"[{STATE_STYLE.get(n.state, '')}]{state}[/]", "; ".join(n.why),
+            cell(state, STATE_STYLE.get(n.state, "")), cell("; ".join(n.why)),
         )
     console.print(table)
     caps = ", ".join(f"{p}: {c}" for p, c in sorted(report.capacity_today.items()))
     console.print(f"healthy capacity left today: {caps}")
     if report.problems:
         for p in report.problems:
-            console.print(f"[red]CANNOT SERVE[/]: {p}")
+            console.print(f"[red]CANNOT SERVE[/]: {markup(p)}")
     else:
         need = f" for {report.campaign_size} calls" if report.campaign_size is not None else ""
         console.print(f"[green]OK[/]: pool {report.target_pool!r} can serve the campaign{need}")
@@ -209,8 +210,9 @@ def unflag(ctx: click.Context, number: str, reason: str, skip_cooldown: bool) ->
 @numbers.command()
 @click.argument("number", required=False)
 @click.option("--limit", default=30, show_default=True)
+@json_option
 @click.pass_context
-def history(ctx: click.Context, number: str | None, limit: int) -> None:
+def history(ctx: click.Context, number: str | None, limit: int, as_json: bool) -> None:
     """State changes (newest first), of NUMBER or of the whole pool.
 
     \b
@@ -219,12 +221,16 @@ def history(ctx: click.Context, number: str | None, limit: int) -> None:
       ivr numbers history +862150001001 --limit 10
     """
     db = _db(ctx)
+    rows = events(db, _number(number) if number else None, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
     table = Table(title="caller-ID state history")
     for col in ("at", "number", "from", "to", "source", "reason"):
         table.add_column(col, overflow="fold")
-    for e in events(db, _number(number) if number else None, limit=limit):
-        table.add_row(e["at"], e["number"], e["from_state"] or "-", e["to_state"], e["source"],
-                      e["reason"])
+    for e in rows:
+        table.add_row(*map(cell, (e["at"], e["number"], e["from_state"] or "-", e["to_state"],
+                                  e["source"], e["reason"])))
     _console().print(table)
 
 
@@ -266,20 +272,25 @@ def _print_import(result: ImportResult) -> None:
 
 
 @flags.command("list")
+@json_option
 @click.pass_context
-def flags_list(ctx: click.Context) -> None:
+def flags_list(ctx: click.Context, as_json: bool) -> None:
     """Active flags.
 
     \b
     Example:
       ivr numbers flags list
     """
+    found = active_flags(_db(ctx))
+    if as_json:
+        echo_json(found)
+        return
     table = Table(title="active caller-ID flags")
     for col in ("id", "number", "source", "reason", "since", "expires"):
         table.add_column(col, overflow="fold")
-    for f in active_flags(_db(ctx)):
-        table.add_row(str(f["id"]), f["number"], f["source"], f["reason"], f["created_at"],
-                      f["expires_at"] or "-")
+    for f in found:
+        table.add_row(*map(cell, (f["id"], f["number"], f["source"], f["reason"],
+                                  f["created_at"], f["expires_at"] or "-")))
     _console().print(table)
 
 

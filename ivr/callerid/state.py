@@ -8,17 +8,16 @@ Every change of state is written to ``number_events`` with why and who, in the s
 from __future__ import annotations
 
 import json
-import sqlite3
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlite_utils
 
 from ivr.callerid.config import PoolConfig
-from ivr.store import iso, register_schema
+
+# BEGIN IMMEDIATE so two dialer processes cannot both take the last call of a cap.
+from ivr.store import iso, register_schema, transaction
 
 ACTIVE, FLAGGED, COOLING_DOWN, RETIRED = "active", "flagged", "cooling_down", "retired"
 STATES = (ACTIVE, FLAGGED, COOLING_DOWN, RETIRED)
@@ -99,21 +98,6 @@ def parse_iso(text: str | None) -> datetime | None:
     except ValueError:
         return None
 
-
-@contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """BEGIN IMMEDIATE so two dialer processes cannot both take the last call of a cap."""
-    conn: sqlite3.Connection = db.conn
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def get_number(db: sqlite_utils.Database, number: str) -> dict[str, Any] | None:

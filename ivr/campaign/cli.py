@@ -16,20 +16,23 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ivr.campaign import runner as runner_mod
-from ivr.campaign.importer import import_orders
+from ivr.campaign.importer import ImportPolicy, import_orders
 from ivr.campaign.lease import lease_holder
+from ivr.campaign.overview import campaign_rows, campaign_state
 from ivr.campaign.planner import plan_campaign
 from ivr.campaign.policy import load_policy
 from ivr.campaign.segments import load_segments
 from ivr.campaign.wiring import queue_region_messages, run_campaign
-from ivr.cli import Group, settings_from
+from ivr.cli import Group, echo_json, json_option, settings_from
 from ivr.store import open_db
+from ivr.terminal import cell, markup
 
 console = Console()
 
 
-def _db(ctx: click.Context) -> Any:
-    return open_db(settings_from(ctx).db_path)
+def _db(ctx: click.Context, *, reads_only: bool = False) -> Any:
+    """``reads_only``: the command still works on a database it may not write."""
+    return open_db(settings_from(ctx).db_path, read_only_ok=reads_only)
 
 
 def _progress() -> Progress:
@@ -60,6 +63,7 @@ def campaign() -> None:
       ivr campaign plan "live-stream buyers" --script surveys/platform_satisfaction.cmn.yaml
       ivr campaign run live-stream-buyers-20261201093000-3f2a --until-idle
       ivr campaign status live-stream-buyers-20261201093000-3f2a
+      ivr campaign list
     """
 
 
@@ -76,6 +80,10 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
                tz: str) -> None:
     """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV.
 
+    The rejects file starts with the import policy (ivr.yaml orders:): control characters in
+    text become spaces, text over its length cap, bad order ids and order times in the future
+    reject the row, and repeated order ids are listed with the line of their first occurrence.
+
     \b
     Examples:
       ivr campaign import orders.csv --rejects rejects.csv
@@ -86,12 +94,13 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=size)
         summary = import_orders(db, file, rejects_path=rejects, region=region, default_tz=tz,
+                                policy=ImportPolicy.from_settings(settings_from(ctx).orders),
                                 progress=lambda done: bar.update(task, completed=done))
     console.print(f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
                   f"{summary.unchanged} unchanged, {summary.duplicates} repeated in the file, "
-                  f"[bold]{summary.rejected} rejected[/bold] -> {summary.rejects_file}")
+                  f"[bold]{summary.rejected} rejected[/bold] -> {markup(summary.rejects_file)}")
     for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
-        console.print(f"  {n:>7}  {reason}")
+        console.print(f"  {n:>7}  {markup(reason)}")
     click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
 
 
@@ -177,16 +186,68 @@ def run(ctx: click.Context, campaign_id: str, max_concurrent: int | None, cps: f
     settings = settings_from(ctx)
     db = open_db(settings.db_path)
     _prerender(settings, db, campaign_id)
+    line = ProgressLine(sys.stderr)
     try:
         stats = asyncio.run(run_campaign(
             settings, db, campaign_id, max_concurrent=max_concurrent, cps=cps,
-            stop_when_idle=until_idle, health_interval_s=health_interval))
+            stop_when_idle=until_idle, health_interval_s=health_interval,
+            progress=line.update))
     except (OSError, TimeoutError) as exc:
         raise click.ClickException(f"cannot reach Asterisk's AMI at {settings.ami.host}:"
                                    f"{settings.ami.port}: {exc}") from exc
-    console.print(f"campaign {campaign_id}: {stats.status}"
-                  + (f" ({stats.reason})" if stats.reason else ""))
+    finally:
+        line.close()
+    console.print(markup(f"campaign {campaign_id}: {stats.status}"
+                         + (f" ({stats.reason})" if stats.reason else "")))
     click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
+
+
+class ProgressLine:
+    """``dialed / answered / in flight / next window`` on stderr while a campaign dials: one
+    line rewritten in place on a terminal, a new line when it changes (at most every 10 s)
+    otherwise (a log file)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.last = ""
+        self.last_at = 0.0
+        self.width = 0
+
+    def text(self, runner: runner_mod.CampaignRunner) -> str:
+        s = runner.stats
+        nxt = runner.next_due_at()
+        now = datetime.now(UTC)
+        if nxt is None:
+            when = "-"
+        elif nxt <= now:
+            when = "now"
+        else:
+            wait = int((nxt - now).total_seconds())
+            local = nxt.astimezone(ZoneInfo("Asia/Shanghai"))
+            when = f"{local:%m-%d %H:%M} (in {wait // 3600}h{wait % 3600 // 60:02d}m)" \
+                if wait >= 60 else f"in {wait}s"
+        return (f"dialed {s.dialed} / answered {s.answered} / in flight {runner.in_flight} / "
+                f"retries {s.retries_scheduled} / next window {when}")
+
+    def update(self, runner: runner_mod.CampaignRunner) -> None:
+        import time
+
+        text = self.text(runner)
+        if self.tty:
+            pad = max(0, self.width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.width = len(text)
+            self.stream.flush()
+        elif text != self.last and time.monotonic() - self.last_at >= 10:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self.last, self.last_at = text, time.monotonic()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
@@ -204,22 +265,54 @@ def _prerender(settings: Any, db: Any, campaign_id: str) -> None:
         raise click.ClickException(f"prompt {text[:30]!r} ({voice}) cannot be rendered: {why}")
 
 
+@campaign.command("list")
+@click.option("--status", "status_filter", help="Only campaigns in this status (planned, "
+              "running, paused, done, stopped).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_context
+def list_cmd(ctx: click.Context, status_filter: str | None, limit: int, as_json: bool) -> None:
+    """Campaigns, newest first: id, name, status, contacts, attempts, answered.
+
+    \b
+    Examples:
+      ivr campaign list
+      ivr campaign list --status running --json
+    """
+    rows = campaign_rows(_db(ctx), status_filter, limit)
+    if as_json:
+        echo_json(rows)
+        return
+    table = Table("id", "name", "status", "kind", "contacts", "attempts", "answered", "created")
+    for r in rows:
+        table.add_row(r["id"], r["name"] or "", r["status"] or "", r["kind"] or "batch",
+                      str(r["contacts"]), str(r["attempts"]), str(r["answered"]),
+                      (r["created_at"] or "")[:19])
+    console.print(table if rows else "no campaigns yet (ivr campaign plan ...)")
+
+
 @campaign.command()
 @click.argument("campaign_id")
+@json_option
 @click.pass_context
-def status(ctx: click.Context, campaign_id: str) -> None:
+def status(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     """Contacts by state and outcome, attempts by outcome.
 
     \b
-    Example:
+    Examples:
       ivr campaign status live-stream-buyers-20261201093000-3f2a
+      ivr campaign status live-stream-buyers-20261201093000-3f2a --json
     """
-    db = _db(ctx)
+    db = _db(ctx, reads_only=True)
     camp = runner_mod.get_campaign(db, campaign_id)
-    console.print(f"[bold]{camp['name']}[/bold] ({campaign_id}): [bold]{camp['status']}[/bold]"
-                  + (f" - {camp.get('status_reason')}" if camp.get("status_reason") else ""))
-    console.print(f"script {camp['script']}, language {camp['language']}, "
-                  f"ends {camp.get('ends_at') or '-'}")
+    if as_json:
+        echo_json(campaign_state(db, campaign_id))
+        return
+    console.print(f"[bold]{markup(camp['name'])}[/bold] ({markup(campaign_id)}): "
+                  f"[bold]{markup(camp['status'])}[/bold]"
+                  + (f" - {markup(camp['status_reason'])}" if camp.get("status_reason") else ""))
+    console.print(markup(f"script {camp['script']}, language {camp['language']}, "
+                         f"ends {camp.get('ends_at') or '-'}"))
     holder = lease_holder(db, campaign_id)
     if holder:
         console.print(f"runner: process {holder['pid']} on {holder['host']}, "
@@ -229,13 +322,13 @@ def status(ctx: click.Context, campaign_id: str) -> None:
             "SELECT state, coalesce(final_outcome, ''), segment, count(*), sum(attempts), "
             "min(next_attempt_at) FROM contacts WHERE campaign_id = ? "
             "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", [campaign_id]):
-        table.add_row(*(str(v) if v is not None else "-" for v in row))
+        table.add_row(*(cell(v if v is not None else "-") for v in row))
     console.print(table)
     att = Table("attempt outcome", "sip", "q850", "attempts")
     for row in db.execute(
             "SELECT coalesce(outcome, state), sip_code, q850_cause, count(*) FROM attempts "
             "WHERE campaign_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC", [campaign_id]):
-        att.add_row(*(str(v) if v is not None else "-" for v in row))
+        att.add_row(*(cell(v if v is not None else "-") for v in row))
     console.print(att)
     skipped = list(db.execute(
         "SELECT skip_reason, count(*) FROM contacts WHERE campaign_id = ? AND skip_reason IS "
@@ -243,7 +336,7 @@ def status(ctx: click.Context, campaign_id: str) -> None:
     if skipped:
         why = Table("skip reason", "contacts")
         for reason, n in skipped:
-            why.add_row(str(reason), str(n))
+            why.add_row(cell(reason), cell(n))
         console.print(why)
 
 

@@ -3,16 +3,24 @@
 Every row ends up somewhere: imported (inserted, updated or unchanged), an identical repeat of an
 earlier row in the same file, or a line of the rejects CSV with its line number and reason. The
 file is streamed in batches; each batch is one transaction; importing a file twice changes nothing.
+
+Order text is data that callers hear and operators read, so the import applies one policy
+(:class:`ImportPolicy`, from ``ivr.yaml`` ``orders:``), and writes it at the top of the rejects
+file: control characters and line breaks in text fields become a space (the row is kept), a text
+field longer than its cap rejects the row, an order id outside its character set or an order time
+in the future (beyond a small clock skew) rejects the row, and every repeated order id is listed
+with the line of its first occurrence.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
@@ -20,9 +28,10 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from ivr import fields
 from ivr.errors import ConfigError
 from ivr.phone import InvalidNumber, normalise_phone
-from ivr.store import now_iso
+from ivr.store import now_iso, transaction
 
 REQUIRED = ("order_id", "phone", "product", "category", "price", "merchant", "host",
             "order_time")
@@ -33,7 +42,39 @@ CONTENT = ("phone", "product", "category", "price", "merchant", "host", "platfor
            "buyer_name", "is_test", "extra")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"", "0", "false", "no", "n", "f"}
-REJECT_HEADER = ("line", "reason", "order_id", "raw")
+REJECT_HEADER = ("line", "reason", "order_id", "first_line", "raw")
+# Text fields the policy cleans and caps (extra columns are cleaned, capped at the largest cap).
+TEXT_FIELDS = ("product", "merchant", "host", "category", "platform", "buyer_name")
+DEFAULT_CAPS = {"product": 60, "merchant": 30, "host": 20, "category": 20, "platform": 20,
+                "buyer_name": 20}
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    """How text and times are treated; ``ivr.yaml`` ``orders:`` sets it (ivr.config)."""
+
+    max_length: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
+    future_skew_s: int = 600
+    now: datetime | None = None  # the import's "now" (default: when it starts)
+
+    @classmethod
+    def from_settings(cls, orders: Any) -> ImportPolicy:
+        return cls(max_length=orders.max_length.model_dump(), future_skew_s=orders.future_skew_s)
+
+    def describe(self) -> list[str]:
+        caps = ", ".join(f"{k} {v}" for k, v in self.max_length.items())
+        return [
+            "ivr campaign import policy (ivr.yaml orders:)",
+            "text fields (" + ", ".join(TEXT_FIELDS) + " and extra columns): control characters "
+            "and line breaks become one space and the row is kept; quotes and backslashes are "
+            "kept as written",
+            f"a text field longer than its cap rejects the row; caps in characters: {caps}",
+            "order_id: 1-64 letters, digits and . _ : # / @ + -; anything else rejects the row",
+            f"order_time more than {self.future_skew_s} s in the future rejects the row",
+            "an order_id repeated in the file is listed with the line of its first occurrence "
+            "(first_line): an identical repeat is imported once, a repeat with other content is "
+            "rejected",
+        ]
 
 
 class ImportFileError(ConfigError, ValueError):
@@ -73,10 +114,11 @@ def parse_price(value: Any) -> float:
     return float(round(price, 2))
 
 
-def parse_order_time(value: Any, default_tz: ZoneInfo) -> str:
+def parse_order_time(value: Any, default_tz: ZoneInfo, latest: datetime | None = None) -> str:
     """ISO-ish date/time (or epoch seconds) -> UTC text 'YYYY-MM-DDTHH:MM:SS+00:00'.
 
     Stored in UTC so text order is time order; a time without offset is in ``default_tz``.
+    ``latest``: a later time is a bad export (wrong clock or time zone) and rejects the row.
     """
     text = str(value).strip()
     try:
@@ -91,6 +133,9 @@ def parse_order_time(value: Any, default_tz: ZoneInfo) -> str:
         dt = dt.replace(tzinfo=default_tz)
     if not 2000 <= dt.year <= 2100:
         raise RowError(f"bad order_time {value!r} (year out of range)")
+    if latest is not None and dt > latest:
+        raise RowError(f"order_time in the future ({value!r} is {(dt - latest).total_seconds():.0f}"
+                       " s past the allowed clock skew, ivr.yaml orders.future_skew_s)")
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
@@ -113,31 +158,57 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def clean_row(row: dict[str, Any], region: str, tz: ZoneInfo) -> dict[str, Any]:
+def _clean_value(value: Any, cap: int) -> Any:
+    """Extra columns: strings cleaned and capped, nested JSON cleaned the same way."""
+    if isinstance(value, str):
+        return fields.clean_text(value, cap)
+    if isinstance(value, dict):
+        return {fields.clean_text(k, cap): _clean_value(v, cap) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_value(v, cap) for v in value]
+    return value
+
+
+def clean_row(row: dict[str, Any], region: str, tz: ZoneInfo,
+              policy: ImportPolicy | None = None) -> dict[str, Any]:
     """One raw row -> an ``orders`` row (without source/imported_at), or RowError."""
+    policy = policy or ImportPolicy()
     row = {ALIASES.get(k, k): v for k, v in row.items() if k is not None}
     if any(isinstance(v, str) and "\ufffd" in v for v in row.values()):
         raise RowError("not valid UTF-8")
-    missing = [k for k in REQUIRED if _text(row.get(k)) == ""]
+    text = {k: fields.clean_text(_text(row.get(k))) for k in (*TEXT_FIELDS, "order_id")}
+    missing = [k for k in REQUIRED if (text[k] if k in text else _text(row.get(k))) == ""]
     if missing:
         raise RowError(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    try:
+        order_id = fields.order_id(_text(row["order_id"]))
+    except fields.FieldError as exc:
+        raise RowError(str(exc)) from exc
+    for key in TEXT_FIELDS:
+        cap = policy.max_length.get(key, DEFAULT_CAPS[key])
+        if len(text[key]) > cap:
+            raise RowError(f"{key} too long ({len(text[key])} characters; cap {cap}, ivr.yaml "
+                           f"orders.max_length.{key})")
     try:
         phone = normalise_phone(row["phone"], region)
     except InvalidNumber as exc:
         raise RowError(str(exc)) from exc
-    extra = {k: v for k, v in row.items()
+    biggest = max(policy.max_length.values(), default=200)
+    extra = {fields.clean_text(k, 64): _clean_value(v, biggest) for k, v in row.items()
              if k not in REQUIRED and k not in OPTIONAL and _text(v) != ""}
+    now = policy.now or datetime.now(UTC)
     return {
-        "order_id": _text(row["order_id"]),
+        "order_id": order_id,
         "phone": phone,
-        "product": _text(row["product"]),
-        "category": _text(row["category"]),
+        "product": text["product"],
+        "category": text["category"],
         "price": parse_price(row["price"]),
-        "merchant": _text(row["merchant"]),
-        "host": _text(row["host"]),
-        "platform": _text(row.get("platform")) or None,
-        "order_time": parse_order_time(row["order_time"], tz),
-        "buyer_name": _text(row.get("buyer_name")) or None,
+        "merchant": text["merchant"],
+        "host": text["host"],
+        "platform": text["platform"] or None,
+        "order_time": parse_order_time(row["order_time"], tz,
+                                       now + timedelta(seconds=policy.future_skew_s)),
+        "buyer_name": text["buyer_name"] or None,
         "is_test": parse_bool(row.get("is_test")),
         "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None,
     }
@@ -196,16 +267,16 @@ class _Reader:
         if dupes:
             raise ImportFileError(f"{self.path}:1: duplicate column(s) {', '.join(dupes)}")
         end = reader.line_num
-        for fields in reader:
+        for cells in reader:
             start, end = end + 1, reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
-            raw = _csv_text(fields)
-            if len(fields) != len(header):
-                yield start, None, raw, (f"row has {len(fields)} fields, header has "
+            raw = _csv_text(cells)
+            if len(cells) != len(header):
+                yield start, None, raw, (f"row has {len(cells)} fields, header has "
                                          f"{len(header)}")
                 continue
-            yield start, dict(zip(header, fields, strict=True)), raw, ""
+            yield start, dict(zip(header, cells, strict=True)), raw, ""
 
 
 def _csv_text(fields: list[str]) -> str:
@@ -234,11 +305,97 @@ _UPSERT = (
 )
 
 
+def read_rejects(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a rejects file (the policy lines at its top skipped)."""
+    with Path(path).open(encoding="utf-8", newline="") as f:
+        lines = iter(f)
+        for first in lines:
+            if not first.startswith("#"):
+                break
+        else:
+            return []
+        return list(csv.DictReader(itertools.chain([first], lines)))
+
+
+class OrderIngest:
+    """The one path every order takes into the ``orders`` table, whatever it came from (a file,
+    an API batch, an event): the import policy (:func:`clean_row`), repeats inside one input
+    (listed with the line of the first occurrence), rejects with their reason, batched upserts
+    (an order id already stored with the same content is left as it is, so sending the same
+    orders twice changes nothing). A write joins a transaction the caller already holds."""
+
+    def __init__(self, db: sqlite_utils.Database, summary: ImportSummary, *, source: str,
+                 region: str = "CN", default_tz: str = "Asia/Shanghai", batch_size: int = 5000,
+                 on_reject: Callable[[int, str, str, str, int | None], None] | None = None,
+                 policy: ImportPolicy | None = None) -> None:
+        self.db = db
+        self.summary = summary
+        self.source = source
+        self.region = region
+        self.tz = ZoneInfo(default_tz)
+        self.batch_size = batch_size
+        self.on_reject = on_reject
+        policy = policy or ImportPolicy()
+        self.policy = policy if policy.now is not None else replace(policy,
+                                                                     now=datetime.now(UTC))
+        self.seen: dict[str, tuple[int, int]] = {}  # order id -> (line, hash of content)
+        self.batch: list[tuple[Any, ...]] = []
+
+    def reject(self, line: int, reason: str, order_id: str, raw: str,
+               first_line: int | None = None, count: bool = True) -> None:
+        """``count=False``: listed (an identical repeat, imported once) but not a reject."""
+        if count:
+            self.summary.rejected += 1
+            key = reason.split(" '")[0].split(" (")[0]
+            self.summary.reasons[key] = self.summary.reasons.get(key, 0) + 1
+        if self.on_reject is not None:
+            self.on_reject(line, reason, fields.clean_text(order_id, 80), raw, first_line)
+
+    def add(self, line: int, row: dict[str, Any] | None, raw: str, error: str = "") -> bool:
+        """One input row (``line``: its line number or position). True when a batch was
+        written."""
+        self.summary.rows += 1
+        order_id = _text(row.get("order_id")) if row else ""
+        if error or row is None:
+            self.reject(line, error or "not an object", order_id, raw)
+            return False
+        try:
+            clean = clean_row(row, self.region, self.tz, self.policy)
+        except RowError as exc:
+            self.reject(line, str(exc), order_id, raw)
+            return False
+        content = hash(tuple(clean[c] for c in CONTENT))
+        first = self.seen.get(clean["order_id"])
+        if first is not None:
+            if first[1] == content:
+                self.summary.duplicates += 1
+                self.reject(line, f"repeat of line {first[0]} (identical: imported once)",
+                            order_id, raw, first_line=first[0], count=False)
+            else:
+                self.reject(line, f"duplicate order_id {clean['order_id']!r} with different "
+                                  f"content (first at line {first[0]})", order_id, raw,
+                            first_line=first[0])
+            return False
+        self.seen[clean["order_id"]] = (line, content)
+        self.batch.append((*(clean[c] for c in ("order_id", *CONTENT)), self.source, now_iso()))
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if self.batch:
+            _write(self.db, self.batch, self.summary)
+            self.batch = []
+
+
 def import_orders(db: sqlite_utils.Database, path: str | Path, *,
                   rejects_path: str | Path | None = None, region: str = "CN",
                   default_tz: str = "Asia/Shanghai", batch_size: int = 5000,
-                  progress: Callable[[int], None] | None = None) -> ImportSummary:
-    """Import ``path``; bad rows go to ``rejects_path`` (default ``<file>.rejects.csv``).
+                  progress: Callable[[int], None] | None = None,
+                  policy: ImportPolicy | None = None) -> ImportSummary:
+    """Import ``path``; bad rows go to ``rejects_path`` (default ``<file>.rejects.csv``), whose
+    first lines (``# ...``) state the policy; :func:`read_rejects` reads it back.
 
     ``progress(bytes_read)`` is called after each batch.
     """
@@ -246,70 +403,68 @@ def import_orders(db: sqlite_utils.Database, path: str | Path, *,
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
     rejects = Path(rejects_path) if rejects_path else path.with_name(path.name + ".rejects.csv")
-    tz = ZoneInfo(default_tz)
     summary = ImportSummary(file=str(path), rejects_file=str(rejects))
-    seen: dict[str, tuple[int, int]] = {}  # order id -> (line, hash of content) in this file
     reader = _Reader(path)
-    batch: list[tuple[Any, ...]] = []
-    source = str(path.resolve())
     with rejects.open("w", newline="", encoding="utf-8") as rf:
         writer = csv.writer(rf)
+        ingest = OrderIngest(
+            db, summary, source=str(path.resolve()), region=region, default_tz=default_tz,
+            batch_size=batch_size, policy=policy,
+            on_reject=lambda line, reason, oid, raw, first: writer.writerow(
+                (line, reason, oid, "" if first is None else first, raw)))
+        rf.writelines(f"# {line}\n" for line in ingest.policy.describe())
         writer.writerow(REJECT_HEADER)
-
-        def reject(line: int, reason: str, order_id: str, raw: str) -> None:
-            summary.rejected += 1
-            key = reason.split(" '")[0].split(" (")[0]
-            summary.reasons[key] = summary.reasons.get(key, 0) + 1
-            writer.writerow((line, reason, order_id, raw))
-
         for line, row, raw, error in reader.rows():
-            summary.rows += 1
-            order_id = _text(row.get("order_id")) if row else ""
-            if error or row is None:
-                reject(line, error, order_id, raw)
-                continue
-            try:
-                clean = clean_row(row, region, tz)
-            except RowError as exc:
-                reject(line, str(exc), order_id, raw)
-                continue
-            content = hash(tuple(clean[c] for c in CONTENT))
-            first = seen.get(clean["order_id"])
-            if first is not None:
-                if first[1] == content:
-                    summary.duplicates += 1
-                else:
-                    reject(line, f"duplicate order_id {clean['order_id']!r} with different "
-                                 f"content (first at line {first[0]})", order_id, raw)
-                continue
-            seen[clean["order_id"]] = (line, content)
-            batch.append((*(clean[c] for c in ("order_id", *CONTENT)), source, now_iso()))
-            if len(batch) >= batch_size:
-                _write(db, batch, summary)
-                batch = []
-                if progress:
-                    progress(reader.bytes_read)
-        if batch:
-            _write(db, batch, summary)
+            if ingest.add(line, row, raw, error) and progress:
+                progress(reader.bytes_read)
+        ingest.flush()
         if progress:
             progress(reader.bytes_read)
     return summary
 
 
+@dataclass
+class Reject:
+    index: int  # position in the batch (0-based)
+    order_id: str
+    reason: str
+
+
+def ingest_records(db: sqlite_utils.Database, records: list[Any], *, source: str,
+                   region: str = "CN", default_tz: str = "Asia/Shanghai",
+                   policy: ImportPolicy | None = None) -> tuple[ImportSummary, list[Reject]]:
+    """Import a batch of order objects (the API's ``POST /v1/orders``) through the same
+    validation and upsert as a file; returns the summary and every reject with its position
+    (an identical repeat inside the batch is imported once and not listed)."""
+    summary = ImportSummary(file=source, rejects_file="")
+    rejects: list[Reject] = []
+
+    def on_reject(index: int, reason: str, oid: str, _raw: str, first: int | None) -> None:
+        if not reason.startswith("repeat of line"):
+            rejects.append(Reject(index, oid, reason))
+
+    ingest = OrderIngest(db, summary, source=source, region=region, default_tz=default_tz,
+                         batch_size=max(1, len(records)), on_reject=on_reject, policy=policy)
+    for i, record in enumerate(records):
+        if isinstance(record, dict):
+            row = {k: v for k, v in record.items() if isinstance(k, str)}
+            ingest.add(i, row, "")
+        else:
+            ingest.add(i, None, "", "not a JSON object")
+    ingest.flush()
+    return summary, rejects
+
+
 def _write(db: sqlite_utils.Database, batch: list[tuple[Any, ...]], summary: ImportSummary) -> None:
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    # transaction(): a full disk makes SQLite roll back by itself; the cause is what is raised.
+    with transaction(conn):
         ids = json.dumps([r[0] for r in batch], ensure_ascii=False)
         existing = conn.execute("SELECT count(*) FROM orders WHERE order_id IN "
                                 "(SELECT value FROM json_each(?))", [ids]).fetchone()[0]
         before = conn.total_changes
         conn.executemany(_UPSERT, batch)
         changed = conn.total_changes - before
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     inserted = len(batch) - existing
     summary.inserted += inserted
     summary.updated += changed - inserted

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from ivr.campaign.policy import iso, parse_iso
-from ivr.store import register_schema
+from ivr.store import register_schema, transaction
 
 DEFAULT_STALE_S = 30.0
 
@@ -60,8 +60,7 @@ class CampaignLease:
         """Take the lease or raise :class:`LeaseHeld`."""
         moment = now or datetime.now(UTC)
         lease_schema(self.db)
-        self.db.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             row = self.db.conn.execute(
                 "SELECT owner, host, pid, heartbeat_at FROM campaign_leases WHERE campaign_id = ?",
                 [self.campaign_id]).fetchone()
@@ -73,10 +72,6 @@ class CampaignLease:
                 "owner = excluded.owner, host = excluded.host, pid = excluded.pid, "
                 "acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at",
                 [self.campaign_id, self.owner, self.host, self.pid, iso(moment), iso(moment)])
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
-            raise
-        self.db.conn.execute("COMMIT")
 
     def _refuse_if_live(self, row: tuple[str, str, int, str], now: datetime) -> None:
         _owner, host, pid, beat = row

@@ -26,7 +26,7 @@ from ivr.campaign import selection
 from ivr.campaign.geo import PrefixGeo
 from ivr.campaign.policy import ContactPolicy, PolicyConfig, iso, parse_iso, policy_json
 from ivr.campaign.segments import SegmentsConfig
-from ivr.store import now_iso
+from ivr.store import now_iso, transaction
 
 # Hooks another package may inject (region rules, caller-ID pool).
 RegionDecider = Callable[[str], Any]  # phone -> decision-like (see decision_allows) or None
@@ -101,10 +101,11 @@ def plan_campaign(db: sqlite_utils.Database, name: str, *, script: str,
                   region_decider: RegionDecider | None = None,
                   caller_id_picker: CallerIdPicker | None = None,
                   default_caller_id: str | None = None, trunk: str = "carrier",
-                  campaign_id: str | None = None,
+                  campaign_id: str | None = None, include: dict[str, list[str]] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> PlanResult:
     """Create campaign + contacts. ``reference``: the "now" of the order window (default now);
-    ``starts_at``: no call before it (default reference). ``progress(done, total)``."""
+    ``starts_at``: no call before it (default reference); ``include``: only buyers of these
+    order field values (see :func:`ivr.campaign.selection.select`). ``progress(done, total)``."""
     t0 = _time.perf_counter()
     reference = reference or datetime.now(UTC)
     start = max(reference, starts_at or reference)
@@ -119,7 +120,8 @@ def plan_campaign(db: sqlite_utils.Database, name: str, *, script: str,
     db.conn.execute(f"PRAGMA temp.cache_size = {-PLAN_CACHE_KIB}")
     try:
         _plan_contacts(db, cid, result, policy, segments, days, reference, start, ends_at,
-                       region_decider, caller_id_picker, default_caller_id, trunk, progress)
+                       region_decider, caller_id_picker, default_caller_id, trunk, progress,
+                       include)
     finally:
         db.conn.execute(f"PRAGMA main.cache_size = {cache[0]}")
         db.conn.execute(f"PRAGMA temp.cache_size = {cache[1]}")
@@ -134,9 +136,11 @@ def _plan_contacts(db: sqlite_utils.Database, cid: str, result: PlanResult,
                    reference: datetime, start: datetime, ends_at: datetime | None,
                    region_decider: RegionDecider | None,
                    caller_id_picker: CallerIdPicker | None, default_caller_id: str | None,
-                   trunk: str, progress: Callable[[int, int], None] | None) -> None:
+                   trunk: str, progress: Callable[[int, int], None] | None,
+                   include: dict[str, list[str]] | None = None) -> None:
     stats = selection.select(db, reference=reference, days=days or policy.selection.days,
-                             exclude_like=policy.selection.exclude_like, segments=segments)
+                             exclude_like=policy.selection.exclude_like, segments=segments,
+                             include=include)
     result.excluded_test_phones = stats.excluded_test_phones
     rules = ContactPolicy(policy, segments, db=None, ends_at=ends_at)
     history = _recent_attempts(db, start, rules)
@@ -200,13 +204,8 @@ def _plan_contacts(db: sqlite_utils.Database, cid: str, result: PlanResult,
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.executemany(_INSERT, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class _Writer:
@@ -275,3 +274,62 @@ def _never_reason(rules: ContactPolicy, zones: tuple[str, ...]) -> str:
     if rules.ends_at is not None:
         return "no calling window before the campaign ends"
     return "no calling window"
+
+
+@dataclass
+class ContactPlan:
+    contact_id: int
+    state: str  # pending | skipped
+    next_attempt_at: str | None
+    reason: str = ""
+    segment: str = ""
+
+
+def segment_of_order(db: sqlite_utils.Database, segments: SegmentsConfig,
+                     order_id: str) -> str:
+    """The segment of one buyer by the order's category and price. One buyer has no population
+    to rank RFM scores against: taken as the most recent, with middling frequency and money."""
+    order = db.execute("SELECT category, price FROM orders WHERE order_id = ?",
+                       [order_id]).fetchone()
+    q = segments.rfm_quantiles
+    mid = (q + 1) // 2
+    return segments.segment_for(str(order[0] or "") if order else "",
+                                float(order[1] or 0) if order else 0.0, q, mid, mid)
+
+
+def add_contact(db: sqlite_utils.Database, campaign_id: str, *, phone: str, order_id: str,
+                rules: ContactPolicy, not_before: datetime, segment: str | None = None,
+                region_decider: RegionDecider | None = None, trunk: str = "carrier",
+                default_caller_id: str | None = None,
+                context: dict[str, Any] | None = None) -> ContactPlan:
+    """Add one buyer to a campaign that is already planned (an event-triggered call): the same
+    segment, voice, time zone, region and policy steps as :func:`plan_campaign`, for one row.
+
+    ``rules`` is the campaign's policy with the database (caps count every attempt, DNC is
+    looked up). The contact is due at the first time >= ``not_before`` the policy allows; it is
+    ``skipped`` with the reason when there is none. Raises ``sqlite3.IntegrityError`` when the
+    phone already is a contact of the campaign."""
+    segments = rules.segments
+    if segment is None or segment not in segments.segments:
+        segment = segment_of_order(db, segments, order_id)
+    region, zones = PrefixGeo().lookup(phone)
+    if not zones and rules.config.unknown_timezone != "skip":
+        zones = (rules.config.unknown_timezone,)
+    verdict = decision_allows(region_decider(phone)) if region_decider else None
+    if verdict is not None and not verdict.allowed:
+        when, why = None, verdict.reason or "region rule"
+    else:
+        contact = {"phone": phone, "segment": segment, "timezone": ",".join(zones)}
+        nxt = rules.next_allowed(contact, not_before)
+        ok_now, why_not = rules.check(contact, not_before)
+        when = iso(nxt) if nxt else None
+        why = "" if nxt else (why_not if not ok_now else _never_reason(rules, zones))
+    caller_id = (verdict.caller_id if verdict and verdict.caller_id else None) or \
+        default_caller_id
+    cur = db.conn.execute(_INSERT, (
+        campaign_id, phone, order_id, segment, segments.segments[segment].voice, caller_id,
+        (verdict.trunk if verdict and verdict.trunk else None) or trunk, region,
+        ",".join(zones), "pending" if when else "skipped", why or None, when, now_iso(),
+        json.dumps(context or {}, ensure_ascii=False)))
+    return ContactPlan(int(cur.lastrowid or 0), "pending" if when else "skipped", when, why,
+                       segment)

@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from ivr.call.variables import CallVariables
+from ivr.call.variables import CallVariables, VariableError
 from ivr.campaign.lease import DEFAULT_STALE_S, CampaignLease, LeaseHeld, heartbeat_interval
 from ivr.campaign.planner import (
     DONE,
@@ -36,7 +36,7 @@ from ivr.campaign.policy import ContactPolicy, PolicyConfig, Retry, iso, parse_i
 from ivr.campaign.yamlcfg import CampaignConfigError
 from ivr.dialer.types import DialResult, Originator
 from ivr.errors import StateError
-from ivr.store import now_iso
+from ivr.store import now_iso, transaction
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,6 @@ class CampaignError(StateError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 # ---- campaign status (also used by the CLI) ------------------------------------------------
@@ -174,7 +163,10 @@ class CampaignRunner:
                  caller_id_check: CallerIdCheck | None = None,
                  on_region_skip: SkipHook | None = None,
                  lease_stale_s: float | None = DEFAULT_STALE_S,
-                 stop_when_idle: bool = False) -> None:
+                 stop_when_idle: bool = False,
+                 keep_open: Callable[[], bool] | None = None) -> None:
+        """``keep_open``: while it returns True, a campaign with nothing left to dial waits for
+        new contacts instead of finishing (event-triggered campaigns take contacts all day)."""
         self.db = db
         self.campaign_id = campaign_id
         self.originator = originator
@@ -191,6 +183,7 @@ class CampaignRunner:
         # None: no lease (only for tests that drive two runners on purpose)
         self.lease = CampaignLease(db, campaign_id, lease_stale_s) if lease_stale_s else None
         self.stop_when_idle = stop_when_idle
+        self.keep_open = keep_open
         self.stats = RunStats()
         self.policy = load_campaign_policy(db, campaign_id)
         cfg: PolicyConfig = self.policy.config
@@ -205,6 +198,23 @@ class CampaignRunner:
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_slot = 0.0
         self._stopping = False
+        self._wakeup: asyncio.Event | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def wake(self) -> None:
+        """A contact was added or became due sooner: look again now, not at the next poll."""
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def next_due_at(self) -> datetime | None:
+        """When the next pending or retry contact may be dialed (None: nothing waiting)."""
+        row = self.db.execute(
+            "SELECT min(next_attempt_at) FROM contacts WHERE campaign_id = ? AND state IN "
+            "('pending', 'retry')", [self.campaign_id]).fetchone()
+        return parse_iso(row[0]) if row and row[0] else None
 
     # ---- control ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -260,7 +270,8 @@ class CampaignRunner:
                 continue
             due = self._due(free)
             if not due:
-                if not self._inflight and not self._open_contacts():
+                if not self._inflight and not self._open_contacts() and not (
+                        self.keep_open is not None and self.keep_open()):
                     set_status(self.db, self.campaign_id, DONE, "every contact finished")
                     return
                 if not self._inflight and self.stop_when_idle:
@@ -275,11 +286,15 @@ class CampaignRunner:
 
     async def _wait(self, timeout: float) -> None:
         timeout = max(0.01, min(timeout, self.poll_interval_s))
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=timeout,
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        wakeup = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({*self._inflight, wakeup}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
-        else:
-            await asyncio.sleep(timeout)
+        finally:
+            wakeup.cancel()
+            self._wakeup.clear()
 
     async def _pace(self) -> None:
         """At least 1/cps between two call starts (a late start never lets the next catch up:
@@ -330,12 +345,10 @@ class CampaignRunner:
             "('pending', 'retry', 'dialing')", [self.campaign_id]).fetchone()[0])
 
     def _seconds_to_next_due(self) -> float:
-        row = self.db.execute(
-            "SELECT min(next_attempt_at) FROM contacts WHERE campaign_id = ? AND state IN "
-            "('pending', 'retry')", [self.campaign_id]).fetchone()
-        if not row or not row[0]:
+        due = self.next_due_at()
+        if due is None:
             return self.poll_interval_s
-        return (parse_iso(row[0]) - self.clock()).total_seconds()
+        return (due - self.clock()).total_seconds()
 
     def _contact(self, contact_id: int) -> dict[str, Any]:
         return self._rows("SELECT * FROM contacts WHERE id = ?", [contact_id])[0]
@@ -373,6 +386,18 @@ class CampaignRunner:
             return
         trunk = (verdict.trunk if verdict and verdict.trunk else None) or row.get("trunk") \
             or self.default_trunk
+        request = CallVariables(
+            phone=row["phone"], caller_id=caller_id, trunk=trunk, campaign_id=self.campaign_id,
+            contact_id=int(row["id"]), order_id=str(row.get("order_id") or ""),
+            voice=str(row.get("voice") or ""), segment=str(row.get("segment") or ""),
+            script=self.script, language=self.language,
+            ring_timeout_s=self.policy.config.dialer.ring_timeout_s,
+            dial_prefix=(verdict.prefix if verdict and verdict.prefix else "") or "")
+        try:
+            request.to_channel()  # what the originate would refuse: never an attempt
+        except VariableError as exc:
+            self._close(row, "skipped", None, f"not dialable: {exc}")
+            return
         with transaction(self.db):
             cur = self.db.conn.execute(
                 "INSERT INTO attempts (campaign_id, contact_id, phone, caller_id, trunk, state, "
@@ -383,13 +408,7 @@ class CampaignRunner:
                 "UPDATE contacts SET state = 'dialing', attempts = attempts + 1, caller_id = ?, "
                 "trunk = ?, updated_at = ? WHERE id = ?",
                 [caller_id, trunk, now_iso(), row["id"]])
-        request = CallVariables(
-            phone=row["phone"], caller_id=caller_id, trunk=trunk, campaign_id=self.campaign_id,
-            contact_id=int(row["id"]), attempt_id=attempt_id,
-            order_id=str(row.get("order_id") or ""), voice=str(row.get("voice") or ""),
-            segment=str(row.get("segment") or ""), script=self.script, language=self.language,
-            ring_timeout_s=self.policy.config.dialer.ring_timeout_s,
-            dial_prefix=(verdict.prefix if verdict and verdict.prefix else "") or "")
+        request = replace(request, attempt_id=attempt_id)
         self.stats.dialed += 1
         task = asyncio.create_task(self._dial(row, attempt_id, request))
         self._inflight.add(task)

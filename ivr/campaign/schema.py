@@ -9,7 +9,10 @@ from ivr.store import add_missing_columns, register_schema
 # table -> column -> type; added with add_column only when missing.
 EXTRA_COLUMNS: dict[str, dict[str, type]] = {
     "contacts": {"context": str},  # JSON: other order ids in the window, RFM scores
-    "campaigns": {"status_reason": str},  # why a campaign stopped (circuit breaker, bad policy)
+    # status_reason: why a campaign stopped (circuit breaker, bad policy); kind: batch | event |
+    # recurring, source: the event rule / recurring entry that made it, day: an event
+    # campaign's local day (it takes contacts until the day is over)
+    "campaigns": {"status_reason": str, "kind": str, "source": str, "day": str},
     "attempts": {"detail": str},  # e.g. "campaign runner stopped during the attempt; ..."
 }
 

@@ -34,10 +34,16 @@ def _utc_text(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
+# Order fields a selection may be narrowed to (exact values, case-blind): "buyers of category X".
+INCLUDE_FIELDS = ("category", "merchant", "host", "platform", "product")
+
+
 def select(db: sqlite_utils.Database, *, reference: datetime, days: int,
-           exclude_like: dict[str, list[str]], segments: SegmentsConfig) -> SelectionStats:
+           exclude_like: dict[str, list[str]], segments: SegmentsConfig,
+           include: dict[str, list[str]] | None = None) -> SelectionStats:
     """Prepare the selection (temp tables) that :func:`rows` then streams; call :func:`drop`
-    when done."""
+    when done. ``include``: only orders whose field is one of the values count (a buyer's
+    latest order *of those* is the one the call is about)."""
     until = _utc_text(reference)
     since = _utc_text(reference - timedelta(days=days))
     patterns: list[str] = []
@@ -47,6 +53,16 @@ def select(db: sqlite_utils.Database, *, reference: datetime, days: int,
             patterns.append(f"{column} LIKE :p{len(params)}")
             params[f"p{len(params)}"] = p
     test_where = " OR ".join(["coalesce(is_test, 0) = 1", *patterns])
+    only, only_params = "", dict[str, str]()
+    for column, values in sorted((include or {}).items()):
+        if column not in INCLUDE_FIELDS:
+            raise ValueError(f"cannot select on {column!r}; fields: {', '.join(INCLUDE_FIELDS)}")
+        if values:
+            names = []
+            for v in values:
+                names.append(f":i{len(only_params)}")
+                only_params[f"i{len(only_params)}"] = str(v).strip().lower()
+            only += f" AND lower({column}) IN ({', '.join(names)})"
     q = segments.rfm_quantiles
     conn = db.conn
     conn.execute("DROP TABLE IF EXISTS temp.campaign_cand")
@@ -56,7 +72,7 @@ def select(db: sqlite_utils.Database, *, reference: datetime, days: int,
                  f"FROM orders NOT INDEXED WHERE {test_where}", params)
     # One row per phone: its latest order (max over "time || id", whose row SQLite's bare
     # columns then come from), order count and money over the history, order ids in the window.
-    conn.execute("""
+    conn.execute(f"""
         CREATE TEMP TABLE campaign_cand AS
         SELECT phone, max(order_time || order_id) AS latest_key, order_id, category, price,
                order_time, substr(order_time, 1, 10) AS day, count(*) AS f,
@@ -64,8 +80,9 @@ def select(db: sqlite_utils.Database, *, reference: datetime, days: int,
                json_group_array(order_id) FILTER (WHERE order_time >= :since) AS recent
         FROM orders
         WHERE order_time <= :until AND phone NOT IN (SELECT phone FROM temp.campaign_excluded)
+              {only}
         GROUP BY phone HAVING order_time >= :since
-    """, {"until": until, "since": since})
+    """, {"until": until, "since": since, **only_params})
     # RFM scores: percent rank of each value among the buyers -> 1..q; ties share a score.
     # Ranked per distinct value (few for days and counts), then joined back.
     for name, column in (("r", "day"), ("f", "f"), ("m", "m")):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,19 +156,38 @@ def build_runner(settings: Settings, db: sqlite_utils.Database, campaign_id: str
 
 async def run_campaign(settings: Settings, db: sqlite_utils.Database, campaign_id: str, *,
                        originator: Originator | None = None, handle_signals: bool = True,
-                       health_interval_s: float | None = None, **kwargs: Any) -> RunStats:
-    """Run the campaign through AMI (or ``originator``) until done / stopped / idle."""
+                       health_interval_s: float | None = None,
+                       progress: Callable[[CampaignRunner], None] | None = None,
+                       progress_s: float = 1.0, **kwargs: Any) -> RunStats:
+    """Run the campaign through AMI (or ``originator``) until done / stopped / idle;
+    ``progress(runner)`` is called every ``progress_s`` while it dials."""
     if originator is None:
         from ivr.dialer.ami import AmiOriginator  # the AMI stack loads only for real dialing
 
         async with AmiOriginator.from_settings(settings) as ami:
             return await run_campaign(settings, db, campaign_id, originator=ami,
                                       handle_signals=handle_signals,
-                                      health_interval_s=health_interval_s, **kwargs)
+                                      health_interval_s=health_interval_s, progress=progress,
+                                      progress_s=progress_s, **kwargs)
     runner, _svc = build_runner(settings, db, campaign_id, originator,
                                 health_interval_s=health_interval_s, **kwargs)
     if handle_signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.stop)
-    return await runner.run()
+    if progress is None:
+        return await runner.run()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(progress_s)
+            try:
+                progress(runner)
+            except Exception:  # a progress display must never stop dialing
+                log.exception("progress callback failed")
+
+    ticker = asyncio.create_task(tick())
+    try:
+        return await runner.run()
+    finally:
+        ticker.cancel()

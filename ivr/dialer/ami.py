@@ -21,7 +21,7 @@ from typing import Any
 from panoramisk import Manager
 
 from ivr.asterisk.render import ami_secret
-from ivr.call.variables import CallVariables
+from ivr.call.variables import CallVariables, VariableError
 from ivr.config import Settings
 from ivr.dialer.types import DialResult, Outcome
 from ivr.phone import dial_digits
@@ -134,12 +134,16 @@ class AmiOriginator:
         digits = dial_digits(request.phone)  # re-validated: nothing but digits reaches AMI
         token = self.token()
         action_id = f"ivr-{token}"
+        try:
+            variables = replace(request, token=token).to_channel()
+        except VariableError as exc:
+            return DialResult("failed", cause_text=f"refused before dialing: {exc}",
+                              ended_at=now_iso(), refused=True)
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[dict[str, str]] = loop.create_future()
         originated: asyncio.Future[dict[str, str]] = loop.create_future()
         self._waiters[token] = ended
         self._originated[action_id] = originated
-        variables = replace(request, token=token).to_channel()
         action = {
             "Action": "Originate",
             "ActionID": action_id,
@@ -151,7 +155,7 @@ class AmiOriginator:
             # Ring time plus the guard's own time; Asterisk gives up on the ;1 leg after this.
             "Timeout": str((request.ring_timeout_s + 15) * 1000),
             "Async": "true",
-            "Variable": [f"__{k}={_safe(v)}" for k, v in variables.items()],
+            "Variable": [f"__{k}={v}" for k, v in variables.items()],
         }
         lost: asyncio.Future[None] = loop.create_future()
         self._lost.add(lost)
@@ -224,11 +228,6 @@ def _forget_action(manager: Manager, action_id: str) -> None:
             queue.remove(queued)
     if manager.protocol is not None:
         manager.protocol.responses.pop(action_id, None)
-
-
-def _safe(value: str) -> str:
-    # AMI Variable lines are comma separated key=value: keep values on one line, without commas.
-    return str(value).replace("\n", " ").replace("\r", " ").replace(",", " ")
 
 
 def _result(end: dict[str, str], origin: dict[str, str] | None,

@@ -8,15 +8,10 @@ from dataclasses import replace
 
 import click
 
-from ivr.call.variables import CHANNEL, CallVariables, field_of
+from ivr.call.variables import SURVEY, CallVariables, VariableError, check
 from ivr.cli import settings_from
 from ivr.dialer.types import DialResult
 from ivr.phone import InvalidNumber, parse_e164
-
-# What --var may set: the survey's side of the call contract. The callee, caller ID and ring time
-# have their own options; the trunk, the dialed prefix and the AMI token are the dialer's.
-VAR_FIELDS = ("order_id", "voice", "segment", "script", "language", "amd", "campaign_id",
-              "contact_id", "attempt_id")
 
 
 def describe(result: DialResult) -> str:
@@ -37,22 +32,27 @@ def describe(result: DialResult) -> str:
 @click.command()
 @click.argument("number")
 @click.option("--caller-id", help="E.164 number to present (default: trunk.caller_id).")
-@click.option("--ring-timeout", default=30, show_default=True, help="Seconds to let it ring.")
+@click.option("--ring-timeout", default=30, show_default=True, type=click.IntRange(1, 300),
+              help="Seconds to let it ring.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="Call variable for the survey (repeatable): "
-                   + ", ".join(CHANNEL[f] for f in VAR_FIELDS) + ".")
+              help="Survey channel variable (repeatable): IVR_ORDER_ID, IVR_SCRIPT, "
+                   "IVR_LANGUAGE, IVR_VOICE, IVR_SEGMENT or IVR_AMD. The trunk, prefix and "
+                   "caller ID are not variables: the region rules and --caller-id decide them.")
 @click.pass_context
 def call(ctx: click.Context, number: str, caller_id: str | None, ring_timeout: int,
          variables: tuple[str, ...]) -> None:
     """Originate one survey call to NUMBER (E.164, e.g. +8613912345678) through AMI.
 
-    The number is validated before anything reaches Asterisk; the dialplan guard checks it again.
+    The number is validated before anything reaches Asterisk; the dialplan guard checks it again
+    (do-not-call, region rules: which trunk and prefix) and refuses what they forbid.
     Exit status: 0 answered, 1 not answered / failed, 2 invalid input.
 
     \b
     Examples:
       ivr call +8613912345678
       ivr call +8613912345678 --caller-id +8601012345678 --var IVR_ORDER_ID=A1001
+      ivr call +8613912345678 --var IVR_SCRIPT=surveys/platform_satisfaction.ko.yaml \
+          --var IVR_LANGUAGE=ko
     """
     try:
         phone = parse_e164(number)
@@ -60,23 +60,27 @@ def call(ctx: click.Context, number: str, caller_id: str | None, ring_timeout: i
     except InvalidNumber as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    extra: dict[str, str] = {}
+    asked: dict[str, str] = {}
     for item in variables:
         name, sep, value = item.partition("=")
-        if not sep or field_of(name) not in VAR_FIELDS:
-            click.echo(f"error: --var expects NAME=VALUE with NAME one of "
-                       f"{', '.join(CHANNEL[f] for f in VAR_FIELDS)}; got {item!r}", err=True)
+        if not sep or not name:
+            click.echo(f"error: --var expects NAME=VALUE, got {item!r}", err=True)
             sys.exit(2)
-        extra[name] = value
+        asked[name] = value
+    try:
+        extra = check(asked, SURVEY)
+    except VariableError as exc:
+        click.echo(f"error: --var {exc}", err=True)
+        sys.exit(2)
     settings = settings_from(ctx)
     from ivr.dialer.ami import AmiOriginator
 
     async def run() -> DialResult:
         async with AmiOriginator.from_settings(settings) as originator:
             return await originator.dial(replace(
+                # No trunk: the guard takes the one the region rules route the number over.
                 CallVariables.from_channel(extra), phone=phone,
-                caller_id=cid or settings.trunk.caller_id, trunk=settings.trunk.name,
-                ring_timeout_s=ring_timeout))
+                caller_id=cid or settings.trunk.caller_id, ring_timeout_s=ring_timeout))
 
     try:
         result = asyncio.run(run())

@@ -20,6 +20,7 @@ import yaml
 from ivr.asterisk.process import Asterisk
 from ivr.config import PROJECT_ROOT, Settings, load_settings
 from ivr.farend.sipp import Customer, SippCustomer
+from ivr.files import open_private_log
 from ivr.store import open_db
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class Bed:
         return sipp
 
     def start_fastagi(self) -> None:
-        log = open(self.home / "fastagi.log", "ab")  # noqa: SIM115
+        log = open_private_log(self.home / "fastagi.log")
         self.agi_proc = subprocess.Popen(
             [sys.executable, "-m", "ivr", "-v", "agi", "serve"], env=self.env(),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

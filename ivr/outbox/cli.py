@@ -22,6 +22,7 @@ from ivr.outbox.senders import load_sender
 from ivr.outbox.store import BLOCKED, FAILED, STATES, UNCERTAIN, enqueue, list_messages, requeue
 from ivr.phone import InvalidNumber
 from ivr.store import open_db
+from ivr.terminal import cell
 
 _RULES_KEY = "ivr.outbox.rules"  # ctx.meta is shared by the whole command chain
 
@@ -68,7 +69,8 @@ def list_cmd(ctx: click.Context, state: str | None, campaign: str | None, limit:
       ivr outbox list --state failed --limit 200
       ivr outbox list --campaign may-recall --json
     """
-    rows = list_messages(_db(ctx), state=state, campaign_id=campaign, limit=limit)
+    rows = list_messages(open_db(settings_from(ctx).db_path, read_only_ok=True), state=state,
+                         campaign_id=campaign, limit=limit)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -79,9 +81,9 @@ def list_cmd(ctx: click.Context, state: str | None, campaign: str | None, limit:
     for r in rows:
         style = {"failed": "red", "blocked": "red", "uncertain": "yellow",
                  "sent": "green"}.get(r["state"])
-        table.add_row(str(r["id"]), r["state"], str(r["tries"] or 0), r["kind"] or "",
-                      r["phone"], r["text"], r["next_attempt_at"] or "", r["last_error"] or "",
-                      style=style)
+        table.add_row(*map(cell, (r["id"], r["state"], r["tries"] or 0, r["kind"] or "",
+                                  r["phone"], r["text"], r["next_attempt_at"] or "",
+                                  r["last_error"] or "")), style=style)
     Console().print(table)
 
 

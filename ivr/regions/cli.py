@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ivr.cli import Group, settings_from
+from ivr.cli import Group, echo_json, json_option, settings_from
 from ivr.regions.rules import RuleSet, load_rules
 
 _FILE_KEY = "ivr.regions_file"
@@ -75,8 +75,9 @@ def check(ctx: click.Context, numbers: tuple[str, ...], as_json: bool) -> None:
 
 
 @regions.command("rules")
+@json_option
 @click.pass_context
-def list_rules(ctx: click.Context) -> None:
+def list_rules(ctx: click.Context, as_json: bool) -> None:
     """List the rules in the order they are tried.
 
     \b
@@ -85,6 +86,10 @@ def list_rules(ctx: click.Context) -> None:
       ivr regions --rules config/regions.yaml rules
     """
     rules = _rules(ctx)
+    if as_json:
+        echo_json({"source": str(rules.source),
+                   "rules": [r.model_dump(mode="json") for r in rules.rules]})
+        return
     table = Table(title=f"region rules ({rules.source}); first enabled match wins")
     for col in ("#", "name", "on", "match", "action", "details"):
         table.add_column(col, overflow="fold")

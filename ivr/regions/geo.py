@@ -7,8 +7,13 @@ Names are the English ones of phonenumbers' geocoder / carrier data, which is wh
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import json
+import os
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -43,9 +48,34 @@ def city_parts(city: str) -> set[str]:
     return parts | ({city.strip().lower()} if city.strip() else set())
 
 
+def _on_disk(kind: str, country: str | None,
+             compute: Callable[[], list[list[str]]]) -> list[list[str]]:
+    """``compute()`` cached in a file per phonenumbers version: scanning the geocoder's data takes
+    about a second, and the dialplan guard is a fresh process for every call."""
+    from ivr.files import private_dir, write_private
+
+    folder = Path(os.environ.get("IVR_CACHE", Path.home() / ".cache" / "ivr")) / "phonenumbers"
+    path = folder / f"{phonenumbers.__version__}-{kind}-{country or 'all'}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(cached, list) and all(isinstance(part, list) for part in cached):
+            return cached
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    with contextlib.suppress(OSError):  # a read-only cache only costs the scan
+        write_private(private_dir(folder) / path.name, json.dumps(value, ensure_ascii=False))
+    return value
+
+
 @lru_cache(maxsize=256)
 def known_places(country: str | None) -> tuple[frozenset[str], frozenset[str]]:
     """(regions, cities) the geocoder can return for ISO ``country`` (all countries if None)."""
+    regions, cities = _on_disk("places", country, lambda: _scan_places(country))
+    return frozenset(regions), frozenset(cities)
+
+
+def _scan_places(country: str | None) -> list[list[str]]:
     from phonenumbers.geodata import GEOCODE_DATA
 
     prefixes = _prefixes(country)
@@ -63,19 +93,23 @@ def known_places(country: str | None) -> tuple[frozenset[str], frozenset[str]]:
             cities |= city_parts(city)
         else:
             regions.add(desc.strip().lower())
-    return frozenset(regions), frozenset(cities)
+    return [sorted(regions), sorted(cities)]
 
 
 @lru_cache(maxsize=256)
 def known_carriers(country: str | None) -> frozenset[str]:
+    return frozenset(_on_disk("carriers", country, lambda: [_scan_carriers(country)])[0])
+
+
+def _scan_carriers(country: str | None) -> list[str]:
     from phonenumbers.carrierdata import CARRIER_DATA
 
     prefixes = _prefixes(country)
-    return frozenset(
+    return sorted({
         names["en"].strip().lower() for key, names in CARRIER_DATA.items()
         if isinstance(names, dict) and names.get("en")
         and (not prefixes or key.startswith(prefixes))
-    )
+    })
 
 
 def _prefixes(country: str | None) -> tuple[str, ...]:

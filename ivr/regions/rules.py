@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr.config import load_settings
+from ivr.messages import check_template, render_template, unique_names
 from ivr.phone import InvalidNumber, number_info, parse_e164
 from ivr.regions.geo import (
     NUMBER_TYPES,
@@ -31,9 +31,6 @@ from ivr.regions.geo import (
 from ivr.yamlfile import load_model, repeated
 
 Action = Literal["call", "skip", "message"]
-
-_TEMPLATES = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-
 
 class MessageTemplateError(ValueError):
     """A follow-up message could not be rendered (e.g. a field the template needs is missing)."""
@@ -113,16 +110,7 @@ class Rule(_Strict):
     prefix: str = Field(default="", pattern=r"^[0-9]*$")  # digits prepended after stripping
     message: str | None = None  # Jinja2 template of the follow-up message (action: message)
 
-    @field_validator("message")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                _TEMPLATES.parse(v)
-            except jinja2.TemplateSyntaxError as exc:
-                raise ValueError(f"message template: {exc.message} (template line {exc.lineno})"
-                                 ) from exc
-        return v
+    _template = field_validator("message")(check_template)
 
     @model_validator(mode="after")
     def _action_fields(self) -> Rule:
@@ -144,10 +132,7 @@ class RulesFile(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> RulesFile:
-        names = [r.name for r in self.rules]
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise ValueError(f"rule names must be unique: {dups}")
+        unique_names(r.name for r in self.rules)
         return self
 
 
@@ -179,8 +164,8 @@ class Decision:
         if self.message is None:
             raise MessageTemplateError(f"rule {self.rule_name!r} has no message")
         try:
-            return _TEMPLATES.from_string(self.message).render(
-                {"phone": self.e164, **self.info, **(context or {})})
+            return render_template(self.message,
+                                   {"phone": self.e164, **self.info, **(context or {})})
         except jinja2.TemplateError as exc:
             raise MessageTemplateError(f"rule {self.rule_name!r}: message template: {exc}") from exc
 

@@ -28,38 +28,45 @@ def _render(chart: Any) -> str:
     return str(chart.render(is_unicode=True, disable_xml_declaration=True))
 
 
-def funnel_svg(report: Report) -> str:
+def funnel_svg(report: Report, lang: str = "en") -> str:
+    from ivr.i18n import label
+
     f = report.funnel
-    stages = [("Dialed", f.dialed), ("Answered", f.answered), ("Completed", f.completed),
-              ("Unsatisfied", f.unsatisfied), ("Remedy accepted", f.remedy_accepted),
-              ("Recovered", f.recovered)]
-    chart = pygal.HorizontalBar(title=f"Funnel (contacts: {f.contacts})", **_COMMON)
+    stages = [(label(k, lang).capitalize(), getattr(f, k)) for k in (
+        "dialed", "answered", "completed", "unsatisfied", "remedy_accepted", "recovered")]
+    chart = pygal.HorizontalBar(title=label("funnel_title", lang).format(n=f.contacts),
+                                **_COMMON)
     chart.x_labels = [name for name, _ in reversed(stages)]
     chart.add("contacts", [n for _, n in reversed(stages)])
     return _render(chart)
 
 
-def hour_svg(report: Report) -> str:
+def hour_svg(report: Report, lang: str = "en") -> str:
+    from ivr.i18n import label
+
     rows = [g for g in report.breakdowns["hour"] if g.key.isdigit()]
-    chart = pygal.Bar(title="Answer rate by callee local hour (%)", range=(0, 100),
+    chart = pygal.Bar(title=label("hour_title", lang), range=(0, 100),
                       value_formatter=lambda v: f"{v:.0f}%", **_COMMON)
     chart.x_labels = [f"{int(g.key):02d}h" for g in rows]
     values = []
     for g in rows:
         rate = g.funnel.answer_rate.value
-        label = f"{g.funnel.answered}/{g.funnel.dialed}"
-        values.append({"value": None if rate is None else float(rate) * 100, "label": label})
-    chart.add("answer rate", values)
+        counts = f"{g.funnel.answered}/{g.funnel.dialed}"
+        values.append({"value": None if rate is None else float(rate) * 100, "label": counts})
+    chart.add(label("answer_rate", lang), values)
     return _render(chart)
 
 
-def ranking_svg(report: Report, kind: str = "merchant", top: int = 15) -> str:
+def ranking_svg(report: Report, kind: str = "merchant", top: int = 15,
+                lang: str = "en") -> str:
+    from ivr.i18n import label
+
     rows = [r for r in (report.merchants if kind == "merchant" else report.hosts)
             if r.complaint_rate.value is not None][:top]
     threshold = float(report.rectify_threshold) * 100
     chart = pygal.HorizontalBar(
-        title=f"{kind.capitalize()} complaint rate (%) - red: rectify "
-              f"(> {threshold:g}%, >= {report.min_count} rated)",
+        title=label("ranking_title", lang).format(kind=label(kind, lang).capitalize(),
+                                                  t=f"{threshold:g}", m=report.min_count),
         range=(0, 100), value_formatter=lambda v: f"{v:.0f}%",
         **{**_COMMON, "height": max(200, 60 + 34 * len(rows))})
     chart.x_labels = [r.name for r in reversed(rows)]
@@ -68,4 +75,42 @@ def ranking_svg(report: Report, kind: str = "merchant", top: int = 15) -> str:
          "color": "#d9534f" if r.rectify else "#3b6fb6",
          "label": f"{r.unsatisfied}/{r.satisfaction_answered}"}
         for r in reversed(rows)])
+    return _render(chart)
+
+
+def trend_svg(report: Report, lang: str = "en") -> str:
+    """Per callee-local day: attempts, answered, completed (bars) of the campaign."""
+    from ivr.i18n import label
+
+    rows = [g for g in report.breakdowns.get("day", []) if g.key != "(none)"]
+    chart = pygal.Bar(title=label("trend", lang),
+                      **{**_COMMON, "show_legend": True, "legend_at_bottom": True})
+    chart.x_labels = [g.key[5:] for g in rows]  # MM-DD
+    chart.add(label("attempts", lang), [g.funnel.dialed for g in rows])
+    chart.add(label("answered", lang), [g.funnel.answered for g in rows])
+    chart.add(label("completed", lang), [g.funnel.completed for g in rows])
+    return _render(chart)
+
+
+def satisfaction_svg(report: Report, lang: str = "en") -> str:
+    from ivr.i18n import label
+
+    f = report.funnel
+    chart = pygal.Pie(title=f"{label('satisfaction', lang)} ({f.answered})",
+                      **{**_COMMON, "show_legend": True, "legend_at_bottom": True,
+                         "inner_radius": 0.4})
+    chart.add(label("satisfied", lang), f.satisfied)
+    chart.add(label("unsatisfied", lang), f.unsatisfied)
+    chart.add(label("not_rated", lang), max(0, f.answered - f.satisfaction_answered))
+    return _render(chart)
+
+
+def reasons_svg(report: Report, lang: str = "en", top: int = 10) -> str:
+    from ivr.i18n import label
+
+    rows = report.reasons[:top]
+    chart = pygal.HorizontalBar(title=label("complaint_reasons", lang),
+                                **{**_COMMON, "height": max(200, 60 + 34 * len(rows))})
+    chart.x_labels = [reason for reason, _ in reversed(rows)]
+    chart.add(label("contacts", lang), [n for _, n in reversed(rows)])
     return _render(chart)

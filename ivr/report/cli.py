@@ -24,6 +24,7 @@ from ivr.report.model import (
 from ivr.report.render import print_report, to_json, write_csv, write_html
 from ivr.report.status import collect_status
 from ivr.store import open_db
+from ivr.terminal import cell, markup
 
 
 def _threshold(_ctx: click.Context, _param: click.Parameter, value: str) -> Fraction:
@@ -65,7 +66,7 @@ def report(ctx: click.Context, campaign: str, as_json: bool, csv_dir: Path | Non
       ivr report may-recall --threshold 20% --min-count 5
     """
     settings = settings_from(ctx)
-    db = open_db(settings.db_path)
+    db = open_db(settings.db_path, read_only_ok=True)
     err = Console(stderr=True)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), console=err,
@@ -107,7 +108,7 @@ def status(ctx: click.Context, as_json: bool, errors: int) -> None:
       ivr status --json | jq .live_calls
     """
     settings = settings_from(ctx)
-    data = collect_status(open_db(settings.db_path), errors=errors)
+    data = collect_status(open_db(settings.db_path, read_only_ok=True), errors=errors)
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -121,33 +122,33 @@ def _print_status(console: Console, data: dict[str, Any]) -> None:
         t.add_column(col)
     for c in data["campaigns"]:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c["contact_states"].items()))
-        t.add_row(c["id"], c["name"] or "", str(c["contacts"]), states, str(c["attempts"]),
-                  str(c["answered"]))
+        t.add_row(*map(cell, (c["id"], c["name"] or "", c["contacts"], states, c["attempts"],
+                              c["answered"])))
     console.print(t if data["campaigns"] else "[dim]No running campaigns.[/]")
     t = Table(title=f"Live calls: {len(data['live_calls'])}", title_justify="left")
     for col in ("call", "phone", "campaign", "node", "caller ID", "age"):
         t.add_column(col)
     for c in data["live_calls"]:
         age = "" if c["age_s"] is None else f"{c['age_s']}s"
-        t.add_row(c["id"], c["phone"], c["campaign_id"] or "", c["current_node"] or "",
-                  c["caller_id"] or "", age)
+        t.add_row(*map(cell, (c["id"], c["phone"], c["campaign_id"] or "",
+                              c["current_node"] or "", c["caller_id"] or "", age)))
     console.print(t)
     pool = data["number_pool"]
     if pool is None:
         console.print("[dim]Caller-ID pool: not set up (no numbers table).[/]")
     else:
         states = ", ".join(f"{k} {v}" for k, v in sorted(pool["by_state"].items()))
-        console.print(f"[bold]Caller-ID pool[/]: {pool['total']} numbers ({states}); "
+        console.print(f"[bold]Caller-ID pool[/]: {pool['total']} numbers ({markup(states)}); "
                       f"average score {pool['avg_score']}, lowest {pool['min_score']}")
         for n in pool["lowest"]:
-            console.print(f"  {n['number']}  {n['state']}  score {n['score']}")
+            console.print(markup(f"  {n['number']}  {n['state']}  score {n['score']}"))
     if data["outbox"] is not None:
-        console.print("[bold]Outbox[/]: " + (", ".join(
+        console.print("[bold]Outbox[/]: " + markup(", ".join(
             f"{k} {v}" for k, v in sorted(data["outbox"].items())) or "empty"))
     t = Table(title="Last errors", title_justify="left")
     for col in ("at", "source", "id", "campaign", "phone", "detail"):
         t.add_column(col, overflow="fold")
     for e in data["errors"]:
-        t.add_row(e["at"] or "", e["source"], e["id"], e["campaign_id"] or "", e["phone"],
-                  e["detail"] or "", style="red")
+        t.add_row(*map(cell, (e["at"] or "", e["source"], e["id"], e["campaign_id"] or "",
+                              e["phone"], e["detail"] or "")), style="red")
     console.print(t if data["errors"] else "[green]No errors recorded.[/]")

@@ -76,8 +76,10 @@ DEFAULT_RECTIFY_THRESHOLD = Fraction(3, 10)
 DEFAULT_MIN_COUNT = 3
 DEFAULT_OPEN_NODES = ("suggestions",)
 NONE_KEY = "(none)"
-DIMENSIONS = ("segment", "voice", "hour", "caller_id", "region")
-REPORT_STEPS = 4 + len(DIMENSIONS)  # funnel, each dimension, merchants, hosts, suggestions
+DIMENSIONS = ("segment", "voice", "hour", "day", "caller_id", "region")
+ATTEMPT_DIMENSIONS = ("hour", "day")  # grouped per attempt (when it started), not per contact
+# funnel, each dimension, merchants, hosts, suggestions, reasons + caller-ID health
+REPORT_STEPS = 5 + len(DIMENSIONS)
 
 
 class ReportError(StateError, LookupError):
@@ -194,6 +196,23 @@ class Suggestion:
     dtmf: str
     recording: str
     answered_at: str
+    seq: int = 0  # the answer's position in its call (recordings are addressed by call + seq)
+
+
+@dataclass(frozen=True)
+class CallerHealth:
+    """A caller ID the campaign dialed from: its pool state now and how its calls went."""
+
+    number: str
+    state: str  # the pool's state (active, flagged, ...), "(not in pool)" when unknown
+    score: float | None
+    attempts: int
+    answered: int
+    rejected: int
+
+    @property
+    def answer_rate(self) -> Rate:
+        return Rate(self.answered, self.attempts)
 
 
 @dataclass(frozen=True)
@@ -209,6 +228,11 @@ class Report:
     merchants: list[RankRow]
     hosts: list[RankRow]
     suggestions: list[Suggestion] = field(default_factory=list)
+    # why unsatisfied buyers were unhappy (decisive calls), most frequent first
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    caller_ids: list[CallerHealth] = field(default_factory=list)
+    # webhook deliveries of the campaign: (event, state, count), when the service sends them
+    webhooks: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def merchants_to_rectify(self) -> Rate:
@@ -273,6 +297,7 @@ _ATTEMPT_UNITS = """
 WITH base AS (
     SELECT a.id AS attempt_id, a.contact_id,
            ivr_local_hour(a.started_at, ct.timezone, a.phone) AS hour,
+           ivr_local_day(a.started_at, ct.timezone, a.phone) AS day,
            1 AS dialed, 1 AS attempts,
            (a.outcome = 'answered' OR c.id IS NOT NULL) AS answered,
            c.outcome, c.satisfied, c.remedy_offered, c.remedy_accepted,
@@ -346,8 +371,8 @@ def build_report(
     breakdowns: dict[str, list[GroupRow]] = {}
     for dim in DIMENSIONS:
         step(f"by {dim}")
-        if dim == "hour":
-            rows = _funnels(db, _ATTEMPT_UNITS, "hour", "attempt", params)
+        if dim in ATTEMPT_DIMENSIONS:
+            rows = _funnels(db, _ATTEMPT_UNITS, dim, "attempt", params)
         else:
             rows = _funnels(db, _CONTACT_UNITS, dim, "contact", params)
         breakdowns[dim] = [GroupRow(dim, key, f) for key, f in rows]
@@ -357,6 +382,15 @@ def build_report(
     hosts = _ranking(db, "host", params, threshold, min_count)
     step("suggestions")
     suggestions = _suggestions(db, campaign_id, open_nodes, max_suggestions)
+    step("reasons and caller IDs")
+    reasons = [(str(r), int(n)) for r, n in db.execute(
+        f"""{_CONTACT_UNITS}
+        SELECT coalesce(nullif(trim(reason), ''), '(no reason given)') AS r, count(*) AS n
+        FROM base WHERE answered AND satisfied = 0 GROUP BY r ORDER BY n DESC, r""", params)]
+    caller_ids = _caller_health(db, campaign_id)
+    webhooks = [(str(e), str(s), int(n)) for e, s, n in db.execute(
+        "SELECT event, state, count(*) FROM webhooks WHERE campaign_id = ? GROUP BY 1, 2 "
+        "ORDER BY 1, 2", [campaign_id])] if "webhooks" in db.table_names() else []
     return Report(
         campaign_id=campaign_id,
         campaign_name=(camp[1] if camp else None) or campaign_id,
@@ -369,7 +403,26 @@ def build_report(
         merchants=merchants,
         hosts=hosts,
         suggestions=suggestions,
+        reasons=reasons,
+        caller_ids=caller_ids,
+        webhooks=webhooks,
     )
+
+
+def _caller_health(db: sqlite_utils.Database, campaign_id: str) -> list[CallerHealth]:
+    pool: dict[str, tuple[str, float | None]] = {}
+    if "numbers" in db.table_names() and {"state", "score"} <= set(db["numbers"].columns_dict):
+        pool = {str(n): (str(st or "unknown"), sc) for n, st, sc in db.execute(
+            "SELECT number, state, score FROM numbers")}
+    out = []
+    for number, n, answered, rejected in db.execute(
+            "SELECT caller_id, count(*), coalesce(sum(outcome = 'answered'), 0), "
+            "coalesce(sum(outcome = 'rejected'), 0) FROM attempts WHERE campaign_id = ? AND "
+            "caller_id IS NOT NULL GROUP BY caller_id ORDER BY caller_id", [campaign_id]):
+        state, score = pool.get(str(number), ("(not in pool)", None))
+        out.append(CallerHealth(str(number), state, None if score is None else float(score),
+                                int(n), int(answered), int(rejected)))
+    return out
 
 
 def _funnels(db: sqlite_utils.Database, units: str, key: str | None, unit: str,
@@ -434,7 +487,7 @@ def _suggestions(db: sqlite_utils.Database, campaign_id: str, nodes: tuple[str, 
     sql = f"""
         SELECT a.call_id, c.contact_id, c.phone, coalesce(o.merchant, ''), a.node,
                coalesce(a.transcript, ''), coalesce(a.dtmf, ''), coalesce(a.recording, ''),
-               coalesce(a.answered_at, '')
+               coalesce(a.answered_at, ''), a.seq
         FROM answers a JOIN calls c ON c.id = a.call_id
         LEFT JOIN contacts ct ON ct.id = c.contact_id
         LEFT JOIN orders o ON o.order_id = coalesce(nullif(c.order_id, ''), ct.order_id)
@@ -447,7 +500,7 @@ def _suggestions(db: sqlite_utils.Database, campaign_id: str, nodes: tuple[str, 
     return [
         Suggestion(call_id=r[0], contact_id=r[1], phone=mask_phone(r[2] or ""), merchant=r[3],
                    node=r[4], transcript=r[5].strip(), dtmf=r[6], recording=r[7],
-                   answered_at=r[8])
+                   answered_at=r[8], seq=int(r[9] or 0))
         for r in db.execute(sql, [campaign_id, *nodes])
     ]
 
@@ -461,10 +514,11 @@ def mask_phone(phone: str) -> str:
 
 def _register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("ivr_local_hour", 3, local_hour, deterministic=True)
+    conn.create_function("ivr_local_day", 3, local_day, deterministic=True)
 
 
-def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -> int | None:
-    """Hour (0-23) of ``started_at`` in the callee's time zone; None when the time is unreadable."""
+def _local(started_at: str | None, tz_name: str | None, phone: str | None) -> datetime | None:
+    """``started_at`` in the callee's time zone; None when the time is unreadable."""
     if not started_at:
         return None
     try:
@@ -473,7 +527,19 @@ def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -
         return None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)  # the store writes UTC
-    return ts.astimezone(_zone(tz_name or "", phone or "")).hour
+    return ts.astimezone(_zone(tz_name or "", phone or ""))
+
+
+def local_hour(started_at: str | None, tz_name: str | None, phone: str | None) -> int | None:
+    """Hour (0-23) of ``started_at`` in the callee's time zone."""
+    local = _local(started_at, tz_name, phone)
+    return None if local is None else local.hour
+
+
+def local_day(started_at: str | None, tz_name: str | None, phone: str | None) -> str | None:
+    """Date (YYYY-MM-DD) of ``started_at`` in the callee's time zone."""
+    local = _local(started_at, tz_name, phone)
+    return None if local is None else local.date().isoformat()
 
 
 @lru_cache(maxsize=4096)

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from ivr.i18n import label
 from ivr.report import charts
 from ivr.report.model import Rate, Report
 from ivr.report.tables import Cell, Table, report_tables, report_to_dict
-from ivr.report.template import PAGE
+from ivr.report.template import CSS, FRAGMENT, PAGE
+from ivr.terminal import cell, markup
 
 
 def raw_cell(cell: Cell) -> str:
@@ -58,7 +62,8 @@ def write_csv(report: Report, directory: Path) -> list[Path]:
     paths = []
     for table in report_tables(report):
         path = directory / f"{table.name}.csv"
-        with path.open("w", newline="", encoding="utf-8") as fh:
+        # utf-8-sig: Excel reads UTF-8 (Chinese names) only with the byte-order mark
+        with path.open("w", newline="", encoding="utf-8-sig") as fh:
             writer = csv.writer(fh)
             writer.writerow(table.columns)
             writer.writerows([csv_cell(c) for c in row] for row in table.rows)
@@ -66,22 +71,31 @@ def write_csv(report: Report, directory: Path) -> list[Path]:
     return paths
 
 
-def to_html(report: Report) -> str:
+RecordingUrl = Callable[[str, int], str]  # (call id, answer seq) -> URL of the audio
+
+
+def _render(template: str, report: Report, lang: str, recording_url: RecordingUrl | None,
+            **extra: Any) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     f = report.funnel
     kpis = [
-        ("contacts dialed", f"{f.dialed}/{f.contacts}"),
-        ("answer rate", f.answer_rate.percent()),
-        ("completion rate", f.completion_rate.percent()),
-        ("complaint rate", f.complaint_rate.percent()),
-        ("remedy acceptance", f.remedy_acceptance_rate.percent()),
-        ("recovery rate", f.recovery_rate.percent()),
-        ("merchants to rectify", f"{report.merchants_to_rectify.num}/"
+        ("contacts_dialed", f"{f.dialed}/{f.contacts}"),
+        ("answer_rate", f.answer_rate.percent()),
+        ("completion_rate", f.completion_rate.percent()),
+        ("satisfaction_rate", f.satisfaction_rate.percent()),
+        ("complaint_rate", f.complaint_rate.percent()),
+        ("remedy_acceptance_rate", f.remedy_acceptance_rate.percent()),
+        ("recovery_rate", f.recovery_rate.percent()),
+        ("merchants_to_rectify", f"{report.merchants_to_rectify.num}/"
                                  f"{report.merchants_to_rectify.den}"),
     ]
-    chart_list = [("funnel", charts.funnel_svg(report)), ("hour", charts.hour_svg(report)),
-                  ("merchants", charts.ranking_svg(report, "merchant")),
-                  ("hosts", charts.ranking_svg(report, "host"))]
+    chart_list = [("funnel", charts.funnel_svg(report, lang)),
+                  ("trend", charts.trend_svg(report, lang)),
+                  ("satisfaction", charts.satisfaction_svg(report, lang)),
+                  ("reasons", charts.reasons_svg(report, lang)),
+                  ("hour", charts.hour_svg(report, lang)),
+                  ("merchants", charts.ranking_svg(report, "merchant", lang=lang)),
+                  ("hosts", charts.ranking_svg(report, "host", lang=lang))]
 
     def row_class(table: Table, row: tuple[Cell, ...]) -> str:
         if table.name in ("merchants", "hosts") and row[table.columns.index("rectify")] is True:
@@ -91,9 +105,45 @@ def to_html(report: Report) -> str:
     def title(cell: Cell) -> str:
         return f"{cell.num}/{cell.den}" if isinstance(cell, Rate) else ""
 
-    return env.from_string(PAGE).render(
+    def title_of(table: Table) -> str:
+        text = label(f"t_{table.name}", lang)
+        return table.title if text == f"t_{table.name}" or lang != "zh" else text
+
+    by_call = {(s.call_id, s.recording): s.seq for s in report.suggestions}
+
+    def audio(row: tuple[Cell, ...]) -> str:
+        if recording_url is None:
+            return ""
+        seq = by_call.get((str(row[0]), str(row[6])))
+        return recording_url(str(row[0]), seq) if seq else ""
+
+    def show_localised(cell: Cell) -> str:
+        if isinstance(cell, bool):
+            return label("yes", lang) if cell else ""
+        return show_cell(cell)
+
+    return env.from_string(template).render(
         r=report, kpis=kpis, charts=chart_list, tables=report_tables(report), font=charts.FONT,
-        raw=raw_cell, show=show_cell, title=title, row_class=row_class)
+        raw=raw_cell, show=show_localised, title=title, row_class=row_class,
+        t=lambda key: label(str(key), lang), title_of=title_of, audio=audio, lang=lang,
+        **extra)
+
+
+def report_fragment(report: Report, *, lang: str = "zh",
+                    recording_url: RecordingUrl | None = None, **_ignored: Any) -> str:
+    """The report's content (headings, KPIs, charts, tables) for embedding in a page."""
+    return _render(FRAGMENT, report, lang, recording_url)
+
+
+def report_css() -> str:
+    return jinja2.Environment(autoescape=False).from_string(CSS).render(font=charts.FONT)
+
+
+def to_html(report: Report, *, lang: str = "zh",
+            recording_url: RecordingUrl | None = None) -> str:
+    """A self-contained page (no external resource unless ``recording_url`` is given)."""
+    fragment = report_fragment(report, lang=lang, recording_url=recording_url)
+    return _render(PAGE, report, lang, recording_url, css=report_css(), fragment=fragment)
 
 
 def write_html(report: Report, path: Path) -> Path:
@@ -110,8 +160,10 @@ _SHORT = {"contacts": "cont", "dialed": "dial", "answered": "ans", "answer_rate"
 
 def print_report(report: Report, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(f"[bold]Campaign {report.campaign_name}[/] ({report.campaign_id}, "
-                  f"{report.campaign_status})")
+    # Names, products and transcripts are data: cells are Text (never markup), and the heading
+    # escapes them.
+    console.print(f"[bold]Campaign {markup(report.campaign_name)}[/] "
+                  f"({markup(report.campaign_id)}, {markup(report.campaign_status)})")
     for table in report_tables(report):
         if table.name == "suggestions" and not table.rows:
             continue
@@ -121,7 +173,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
             out.add_column(_SHORT.get(col, col) if compact else col, overflow="fold")
         for row in table.rows:
             style = "red" if table.name in ("merchants", "hosts") and row[6] is True else None
-            out.add_row(*(c.percent() if compact and isinstance(c, Rate) else show_cell(c)
+            out.add_row(*(cell(c.percent() if compact and isinstance(c, Rate) else show_cell(c))
                           for c in row), style=style)
         if not table.rows:
             out.add_row(*(["(none)"] + [""] * (len(table.columns) - 1)))

@@ -33,7 +33,8 @@ def report_tables(report: Report) -> list[Table]:
         Table("funnel", "Funnel", ("metric", "value"), _funnel_rows(report.funnel)),
     ]
     for dim in DIMENSIONS:
-        unit = "attempts, callee local hour" if dim == "hour" else "contacts"
+        unit = {"hour": "attempts, callee local hour",
+                "day": "attempts, callee local day"}.get(dim, "contacts")
         tables.append(Table(
             f"by_{dim}", f"By {dim.replace('_', ' ')} ({unit})",
             (dim, *BREAKDOWN_COLUMNS),
@@ -48,6 +49,17 @@ def report_tables(report: Report) -> list[Table]:
              "rectify", "reasons"),
             [_rank_row(i, r) for i, r in enumerate(rows, 1)],
         ))
+    tables.append(Table(
+        "reasons", "Complaint reasons (unsatisfied contacts)", ("reason", "contacts"),
+        [(reason, n) for reason, n in report.reasons]))
+    tables.append(Table(
+        "caller_ids", "Caller-ID health (pool state now, this campaign's attempts)",
+        ("caller_id", "state", "score", "attempts", "answered", "answer_rate", "rejected"),
+        [(c.number, c.state, None if c.score is None else f"{c.score:g}", c.attempts,
+          c.answered, c.answer_rate, c.rejected) for c in report.caller_ids]))
+    tables.append(Table(
+        "webhooks", "Webhook deliveries to the platform", ("event", "state", "deliveries"),
+        list(report.webhooks)))
     tables.append(Table(
         "suggestions", "Open answers (suggestions)",
         ("call_id", "phone", "merchant", "node", "transcript", "dtmf", "recording",
@@ -121,4 +133,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "hosts": [rank(r) for r in report.hosts],
         "hosts_to_rectify": rate_dict(report.hosts_to_rectify),
         "suggestions": [s.__dict__.copy() for s in report.suggestions],
+        "reasons": [[k, n] for k, n in report.reasons],
+        "webhooks": [{"event": e, "state": s, "deliveries": n} for e, s, n in report.webhooks],
+        "caller_ids": [{"number": c.number, "state": c.state, "score": c.score,
+                        "attempts": c.attempts, "answered": c.answered,
+                        "answer_rate": rate_dict(c.answer_rate), "rejected": c.rejected}
+                       for c in report.caller_ids],
     }

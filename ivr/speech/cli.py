@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ivr.cli import settings_from
+from ivr.cli import echo_json, json_option, settings_from
 from ivr.config import PROJECT_ROOT
 from ivr.speech import install as inst
 from ivr.speech.grammar import GrammarError, question_grammar
@@ -62,8 +62,9 @@ def install_model(lang: str, url: str | None, zip_file: Path | None, sha256: str
 
 
 @speech.command("models")
+@json_option
 @click.pass_context
-def models(ctx: click.Context) -> None:
+def models(ctx: click.Context, as_json: bool) -> None:
     """List the configured models per language and whether they are installed.
 
     \b
@@ -71,11 +72,17 @@ def models(ctx: click.Context) -> None:
       ivr speech models             configured model per language, installed or MISSING
     """
     settings = settings_from(ctx)
+    found = []
     for lang, spec in sorted(settings.speech.models.items()):
         path = spec_path(spec)
-        problem = looks_like_model(path)
-        state = "installed" if problem is None else f"MISSING ({problem})"
-        click.echo(f"{lang:5} {spec:40} {path}  {state}")
+        found.append({"language": lang, "spec": spec, "path": str(path),
+                      "problem": looks_like_model(path)})
+    if as_json:
+        echo_json([{**m, "installed": m["problem"] is None} for m in found])
+        return
+    for m in found:
+        state = "installed" if m["problem"] is None else f"MISSING ({m['problem']})"
+        click.echo(f"{m['language']:5} {m['spec']:40} {m['path']}  {state}")
 
 
 @speech.command("words")

@@ -56,8 +56,9 @@ def render_cmd(ctx: click.Context, text: str, voice: str, out: str | None) -> No
 
 
 @click.command("voices")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
-def voices_cmd(ctx: click.Context) -> None:
+def voices_cmd(ctx: click.Context, as_json: bool) -> None:
     """List the voice profiles (validated against espeak-ng).
 
     \b
@@ -71,6 +72,13 @@ def voices_cmd(ctx: click.Context) -> None:
         voices = load_voices(directory)
     except VoiceError as exc:
         raise click.ClickException(str(exc)) from exc
+    if as_json:
+        from ivr.cli import echo_json
+
+        echo_json([{"name": p.name, "language": p.language, "espeak": p.espeak_name,
+                    "gender": p.gender, "rate": p.rate, "pitch": p.pitch, "volume": p.volume,
+                    "description": p.description} for p in voices.values()])
+        return
     table = Table(title=f"voices in {directory}")
     for col in ("name", "language", "espeak", "gender", "rate", "pitch", "volume"):
         table.add_column(col, no_wrap=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ivr.cli import Group, settings_from
+from ivr.cli import Group, echo_json, json_option, settings_from
 from ivr.store import CallRecorder, open_db
 from ivr.survey.engine import SurveyRun
 from ivr.survey.loader import ScriptError, load_script
@@ -58,9 +58,10 @@ def _load(path: str, vocabulary: Any = None) -> Script:
               help="Check phrase words against the speech model of LANG (from ivr.yaml).")
 @click.option("--model-path", type=click.Path(file_okay=False, path_type=Path),
               help="Check phrase words against the Vosk model in this directory.")
+@json_option
 @click.pass_context
 def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
-             model_path: Path | None) -> None:
+             model_path: Path | None, as_json: bool) -> None:
     """Report every problem in survey FILES (file:line: node: problem); exit 1 if any.
 
     \b
@@ -73,18 +74,26 @@ def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
     if model_lang or model_path:
         vocabulary = vocabulary_for(model_lang or "", settings_from(ctx), model_path)
     failed = 0
+    results = []
     for f in files:
         try:
             s = load_script(f, vocabulary=vocabulary)
         except ScriptError as exc:
             failed += 1
-            for p in exc.problems:
-                click.echo(str(p))
+            results.append({"file": f, "ok": False, "problems": [str(p) for p in exc.problems]})
+            if not as_json:
+                for p in exc.problems:
+                    click.echo(str(p))
             continue
         questions = sum(1 for n in s.nodes.values() if n.kind == "question")
+        results.append({"file": f, "ok": True, "nodes": len(s.nodes), "questions": questions,
+                        "language": s.language, "vocabulary_checked": vocabulary is not None})
         vocab = " (phrases checked against the model)" if vocabulary else ""
-        click.echo(f"OK {f}: {len(s.nodes)} nodes, {questions} questions, "
-                   f"language {s.language}{vocab}")
+        if not as_json:
+            click.echo(f"OK {f}: {len(s.nodes)} nodes, {questions} questions, "
+                       f"language {s.language}{vocab}")
+    if as_json:
+        echo_json(results)
     if failed:
         raise SystemExit(1)
 
@@ -92,7 +101,8 @@ def validate(ctx: click.Context, files: tuple[str, ...], model_lang: str | None,
 @survey.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dot", is_flag=True, help="Print a Graphviz digraph instead of text.")
-def show(file: str, dot: bool) -> None:
+@json_option
+def show(file: str, dot: bool, as_json: bool) -> None:
     """Show the nodes of a survey and where each answer leads.
 
     \b
@@ -101,6 +111,12 @@ def show(file: str, dot: bool) -> None:
       ivr survey show surveys/platform_satisfaction.cmn.yaml --dot | dot -Tsvg > survey.svg
     """
     s = _load(file)
+    if as_json:
+        echo_json({"name": s.name, "language": s.language, "voice": s.meta.voice,
+                   "start": s.start, "nodes": {name: {
+                       "kind": node.kind, "targets": dict(s.targets(name))}
+                       for name, node in s.nodes.items()}})
+        return
     click.echo(graph_dot(s) if dot else graph_text(s))
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ivr.fields import channel_value
 from ivr.store import CALL_COMPLETED, CALL_ERROR, CALL_HANGUP, CallRecorder, add_dnc, now_iso
 from ivr.survey.callback import callback_time
 from ivr.survey.dialog import Confirmation, Dialog, DialogHangup, Question
@@ -341,10 +342,11 @@ class SurveyRun:
         self.outcome = self._outcome(node, "transferred")
         self.rec.update(outcome=self.outcome)
         await self._say(render_prompt(node, self.context, self.language), node)
-        variables = {var: "" if self.context.get(f) is None else str(self.context[f])
+        # Channel variables from order data: each value by its field's validator.
+        variables = {var: channel_value(f, self.context.get(f))
                      for var, f in self.script.transfer.variables.items()}
         variables["IVR_CALL_ID"] = self.rec.call_id
-        variables.update({k: render_text(v, self.context, self.language)
+        variables.update({k: channel_value(k, render_text(v, self.context, self.language))
                           for k, v in node.variables.items()})
         assert node.target is not None  # validated
         await self.dialog.transfer(node.target, variables)

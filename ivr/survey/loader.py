@@ -200,6 +200,8 @@ def _build(ck: _Checker, data: dict[str, Any], path: Path) -> tuple[Script | Non
     defaults = ck.model(Defaults, data.get("defaults"), ("defaults",))
     callback = ck.model(CallbackPolicy, data.get("callback"), ("callback",))
     transfer = ck.model(TransferPolicy, data.get("transfer"), ("transfer",))
+    for var in transfer.variables if transfer is not None else ():
+        _check_variable_name(ck, var, ("transfer", "variables", var))
     globals_: dict[str, Intent] = {}
     for name, raw in _mapping(ck, data.get("global_intents"), ("global_intents",)).items():
         spec = ck.model(Intent, raw, ("global_intents", name))
@@ -306,9 +308,30 @@ def _check_node(ck: _Checker, script: Script, name: str, node: Node,
         _check_phrase_clash(ck, script, node, base)
     if kind == "transfer" and not node.target:
         ck.add(base, "transfer node needs 'target' (agent queue or extension)")
+    elif kind == "transfer" and not _TRANSFER_TARGET.fullmatch(str(node.target)):
+        ck.add(base + ("target",), f"target {node.target!r}: an extension of the agent context "
+               "(2-40 of a-z, 0-9, '_' and '-', starting with a letter or digit)")
+    for var in node.variables:
+        _check_variable_name(ck, var, base + ("variables", var))
     if kind in ("end", "transfer"):
         _check_outcome(ck, node, base)
     _check_set(ck, node.set, base + ("set",))
+
+
+# The agent context matches _[a-z0-9]. ; the names the dialer and the guard own are not a
+# script's to set.
+_TRANSFER_TARGET = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
+_VARIABLE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
+_RESERVED_VARIABLES = ("IVR_TOKEN", "IVR_PHONE", "IVR_CALLER_ID", "IVR_TRUNK", "IVR_DIAL_PREFIX",
+                       "IVR_RING_TIMEOUT", "IVR_ATTEMPT", "IVR_CAMPAIGN", "IVR_CONTACT",
+                       "IVR_TRANSFER_TARGET", "IVR_CALL_ID")
+
+
+def _check_variable_name(ck: _Checker, var: str, path: Path_) -> None:
+    if not _VARIABLE.fullmatch(var) or var.startswith(("IVR_GUARD", "IVR_DIAL_", "AGI")) \
+            or var in _RESERVED_VARIABLES:
+        ck.add(path, f"channel variable {var!r}: use A-Z, 0-9 and '_' (max 40), not a name the "
+               "dialer or the guard sets")
 
 
 def _check_intent(ck: _Checker, script: Script, name: str, spec: Intent, path: Path_,

@@ -7,6 +7,10 @@ from typing import Any
 
 import sqlite_utils
 
+from ivr.fields import clean_text
+
+MAX_TEXT = 200
+
 
 def order_context(db: sqlite_utils.Database, order_id: str | None,
                   **overrides: Any) -> dict[str, Any]:
@@ -31,5 +35,8 @@ def order_context(db: sqlite_utils.Database, order_id: str | None,
             row = {**more, **row}
     for key in ("source", "imported_at", "is_test"):
         row.pop(key, None)
+    # Rows may come from elsewhere than the importer: text reaches prompts and channel variables
+    # only cleaned of control characters and bounded (the importer's caps are far below this).
+    row = {k: clean_text(v, MAX_TEXT) if isinstance(v, str) else v for k, v in row.items()}
     row.update({k: v for k, v in overrides.items() if v is not None})
     return row

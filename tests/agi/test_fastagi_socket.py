@@ -9,6 +9,7 @@ import pytest
 from support.agi_peer import Step, play_fastagi
 
 from ivr.agi.fastagi import serve
+from ivr.asterisk.render import agi_secret
 from ivr.config import Settings
 from ivr.farend.bed import free_port
 from ivr.store import open_db
@@ -26,7 +27,8 @@ def run_session(settings: Settings, script: str, steps: list[Step], **headers: s
         server = asyncio.create_task(serve(settings, ready))
         await ready.wait()
         try:
-            t = await play_fastagi("127.0.0.1", settings.agi.port, script, steps, **headers)
+            t = await play_fastagi("127.0.0.1", settings.agi.port, script, steps,
+                                   secret=agi_secret(settings), **headers)
             await asyncio.sleep(0.1)  # let the handler's last writes land
             assert not t.unexpected, t.unexpected
             return t.commands
@@ -96,10 +98,11 @@ def test_guard_refuses_bad_and_dnc_numbers(tmp_path: Path) -> None:
     # +8613999123456 is a Xinjiang mobile number: the default region rules send a message instead.
     for digits, verdict in (("8613912345678", "allow"), ("8613900000009", "deny"),
                             ("12", "deny"), ("8613999123456", "deny")):
-        steps: list[Step] = [("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
-                             ("GET VARIABLE IVR_TRUNK", "200 result=0"),
-                             ("SET VARIABLE IVR_GUARD_REASON", "200 result=1"),
-                             ("SET VARIABLE IVR_GUARD", "200 result=1")]
+        steps: list[Step] = [("GET VARIABLE IVR_TRUNK", "200 result=0"),
+                             ("GET VARIABLE IVR_DIAL_PREFIX", "200 result=0"),
+                             ("GET VARIABLE IVR_CALLER_ID", "200 result=0"),
+                             ("GET VARIABLE IVR_RING_TIMEOUT", "200 result=0"),
+                             ("SET VARIABLE IVR_GUARD_REASON", "200 result=1")]
         commands = run_session(settings, "guard", steps,
                                agi_arg_1=digits)
         assert f'SET VARIABLE IVR_GUARD "{verdict}"' in commands

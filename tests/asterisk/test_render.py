@@ -50,3 +50,35 @@ def test_invalid_config_is_a_clear_error(tmp_path: Path, yaml_text: str, message
     with pytest.raises(ConfigError) as err:
         load_settings(f)
     assert str(f) in str(err.value) and message in str(err.value)
+
+
+def test_rendered_files_are_private_and_reveal_no_build(tmp_path: Path) -> None:
+    import os
+
+    from ivr.asterisk.render import agi_secret
+
+    old = os.umask(0o022)  # an operator's permissive shell must not matter
+    try:
+        s = Settings(home=tmp_path / "home")
+        s.trunk.username, s.trunk.password = "acct", "pw;x"
+        etc = render(s).parent
+    finally:
+        os.umask(old)
+    for p in [s.home, *s.home.rglob("*")]:
+        if p.is_symlink():
+            continue
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode & 0o077 == 0, (p, oct(mode))
+        if p.is_dir():
+            assert mode == 0o700, p
+    assert stat.S_IMODE((s.run_dir / "agi-bin" / "ivr-agi").stat().st_mode) == 0o700
+    pjsip = (etc / "pjsip.conf").read_text()
+    assert "user_agent = ivr\n" in pjsip and "sdp_session = ivr\n" in pjsip
+    assert "password = pw\\;x\n" in pjsip
+    manager = (etc / "manager.conf").read_text()
+    assert "read = call,user\nwrite = originate\n" in manager
+    rights = [line for line in manager.splitlines() if line.startswith(("read =", "write ="))]
+    assert rights == ["read = call,user", "write = originate"]
+    ext = (etc / "extensions.conf").read_text()
+    assert f"IVR_AGI_SECRET = {agi_secret(s)}\n" in ext
+    assert "live_dangerously = no" in (etc / "asterisk.conf").read_text()

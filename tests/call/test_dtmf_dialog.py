@@ -89,9 +89,10 @@ def test_dtmf_only_call_of_the_mandarin_script(cmn: Script, db: sqlite_utils.Dat
     assert t.verbs() == ["STREAM FILE", "GET DATA", "GET DATA", "GET DATA", "GET DATA",
                          "STREAM FILE", "RECORD FILE", "GET DATA", "STREAM FILE", "HANGUP"]
     prompt = str(tmp_path / "prompt2")
-    assert t.sent[1] == f"GET DATA {prompt} 6000 1"  # extension stripped, 6 s, one key
+    assert t.sent[1] == f'GET DATA "{prompt}" 6000 1'  # extension stripped, 6 s, one key
     assert t.sent[0].endswith(' "0123456789*#"')  # barge-in: any key interrupts the intro
-    assert t.sent[6] == f'RECORD FILE {tmp_path}/rec/1700000000.1-suggestions wav "#" 30000 s=3'
+    assert t.sent[6] == (f'RECORD FILE "{tmp_path}/rec/1700000000.1-suggestions" "wav" "#" 30000 '
+                         's=3')
     assert all(voice == "cmn-friendly-female" for _text, voice in tts.calls)
     assert "丹东草莓" in tts.calls[0][0] and "39.9元" in tts.calls[0][0]
     remedy = [a for a in rec.answers() if a["node"] == "remedy"][0]
@@ -161,7 +162,7 @@ def test_no_barge_in_plays_then_waits_for_digits(tmp_path: Path) -> None:
                  dtmf={"21": "x"}, max_digits=2, timeout_s=5, barge_in=False)
     turn = asyncio.run(dialog.ask(q))
     assert (turn.kind, turn.intent, turn.dtmf) == ("match", "x", "21")
-    assert transport.sent == [f'STREAM FILE {tmp_path}/prompt1 ""', "WAIT FOR DIGIT 5000",
+    assert transport.sent == [f'STREAM FILE "{tmp_path}/prompt1" ""', "WAIT FOR DIGIT 5000",
                               "WAIT FOR DIGIT 5000"]
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
-
-from ivr.call.variables import CHANNEL, CallVariables, field_of
+from ivr.call.variables import CHANNEL, CallVariables
 from ivr.config import PROJECT_ROOT
 from ivr.survey.script import TransferPolicy
 
@@ -51,11 +49,6 @@ def test_the_agi_reads_the_call_row_fields_once_each() -> None:
         "script": "surveys/x.yaml", "language": "cmn"}
 
 
-@pytest.mark.parametrize("name,field", [("IVR_ORDER_ID", "order_id"), ("IVR_X", None)])
-def test_field_of(name: str, field: str | None) -> None:
-    assert field_of(name) == field
-
-
 def test_the_dialplan_reads_no_call_variable_outside_the_contract() -> None:
     """Every IVR_* the dialplans read is the contract's, a global of extensions.conf, set by the
     dialplan itself or the guard AGI, or one of the order fields a transfer puts on the channel."""
@@ -70,4 +63,5 @@ def test_the_dialplan_reads_no_call_variable_outside_the_contract() -> None:
     guard = {"IVR_GUARD", "IVR_GUARD_REASON"}  # ivr.agi.handlers.guard
     outside = read - set(CHANNEL.values()) - set_here - globals_ - transfer - guard
     assert outside == set()
-    assert {"IVR_TOKEN", "IVR_PHONE", "IVR_ATTEMPT", "IVR_RING_TIMEOUT", "IVR_AMD"} <= read
+    # The ring time reaches Dial only as the guard's checked IVR_DIAL_TIMEOUT.
+    assert {"IVR_TOKEN", "IVR_PHONE", "IVR_ATTEMPT", "IVR_AMD", "IVR_DIAL_TIMEOUT"} <= read

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ivr.campaign.importer import ImportFileError, import_orders, normalise_phone
+from ivr.campaign.importer import ImportFileError, import_orders, normalise_phone, read_rejects
 from ivr.phone import InvalidNumber
 
 HEADER = "order_id,phone,product,category,price,merchant,host,order_time,buyer_name,is_test,city\n"
@@ -28,7 +27,8 @@ BAD = {
     11: ("B7,100&PJSIP/999,杯子,家居,3,店,主播,2025-06-01 10:00,,,\n", "invalid phone number"),
     12: ("B8,13912345675,杯子\n", "row has 3 fields, header has 11"),
 }
-REPEAT = GOOD[0]  # identical repeat: counted, not rejected, not imported twice
+BAD_LINES = sorted(BAD)
+REPEAT = GOOD[0]  # identical repeat: counted and listed with its first line, imported once
 
 
 def write_csv(path: Path) -> Path:
@@ -38,17 +38,20 @@ def write_csv(path: Path) -> Path:
 
 
 def rejects(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return read_rejects(path)
 
 
 def test_csv_bad_rows_are_rejected_with_line_numbers(db: Any, tmp_path: Path) -> None:
     src = write_csv(tmp_path / "orders.csv")
     summary = import_orders(db, src)
     got = rejects(Path(summary.rejects_file))
-    assert [int(r["line"]) for r in got] == sorted(BAD)
-    for r in got:
+    repeat_line = 2 + len(GOOD) + len(BAD)
+    assert [int(r["line"]) for r in got] == [*sorted(BAD), repeat_line]
+    for r in got[:-1]:
         assert r["reason"].startswith(BAD[int(r["line"])][1]), r
+    assert (got[-1]["reason"], got[-1]["first_line"], got[-1]["order_id"]) == (
+        "repeat of line 2 (identical: imported once)", "2", "A1")
+    assert got[BAD_LINES.index(9)]["first_line"] == "2"  # the duplicate with other content
     assert summary.rows == len(GOOD) + len(BAD) + 1
     assert (summary.inserted, summary.rejected, summary.duplicates) == (2, len(BAD), 1)
     rows = {r["order_id"]: r for r in db["orders"].rows}

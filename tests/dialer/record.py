@@ -36,12 +36,17 @@ NO_AGI = {"agi_unreachable": ("8613800000204",
                               Customer("8613800000204", actions=[Wait(12000), HangUp()]))}
 
 
+def replay_token(name: str) -> str:
+    """The fixed token of a scenario's call (a call token is letters and digits only)."""
+    return "replay" + name.replace("_", "")
+
+
 def keep(message: str) -> bool:
     return message.strip().startswith(KEEP)
 
 
 async def record(bed: Bed, name: str, digits: str, raw: Path) -> None:
-    originator = AmiOriginator.from_settings(bed.settings, token=lambda: f"replay-{name}")
+    originator = AmiOriginator.from_settings(bed.settings, token=lambda: replay_token(name))
     with raw.open("wb") as stream:  # a path would be opened in text mode (panoramisk 1.4)
         originator.manager.save_stream = stream
         async with originator as o:

@@ -12,6 +12,7 @@ from ivr.dialer.ami import AmiOriginator
 from ivr.dialer.types import DialResult
 
 from .conftest import Replay
+from .record import replay_token
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -23,7 +24,7 @@ def dial(name: str, digits: str, *, cut_after: str | None = None, cut_before: st
          **kwargs: float) -> tuple[DialResult, Replay]:
     async def run() -> tuple[DialResult, Replay]:
         replay = Replay(name, cut_after=cut_after, cut_before=cut_before, reconnect=reconnect)
-        originator = AmiOriginator(replay.manager, token=lambda: f"replay-{name}", **kwargs)
+        originator = AmiOriginator(replay.manager, token=lambda: replay_token(name), **kwargs)
         player = asyncio.create_task(replay.play())
         result = await originator.dial(CallVariables(
             phone="+" + digits, caller_id=CALLER, campaign_id="c-1", attempt_id=7,
@@ -38,13 +39,13 @@ def test_originate_action_and_answered_call() -> None:
     result, replay = dial("answered", "8613800000201")
     (action,) = replay.sent()
     assert action["Action"] == ["Originate"] and action["Async"] == ["true"]
-    assert action["ActionID"] == ["ivr-replay-answered"]
+    assert action["ActionID"] == ["ivr-replayanswered"]
     assert action["Channel"] == ["Local/8613800000201@ivr-dial"]
     assert (action["Context"], action["Exten"], action["Priority"]) == (["ivr-survey"], ["s"],
                                                                         ["1"])
     assert action["CallerID"] == [CALLER] and action["Timeout"] == ["23000"]
     assert set(action["Variable"]) == {
-        "__IVR_TOKEN=replay-answered", "__IVR_PHONE=+8613800000201", f"__IVR_CALLER_ID={CALLER}",
+        "__IVR_TOKEN=replayanswered", "__IVR_PHONE=+8613800000201", f"__IVR_CALLER_ID={CALLER}",
         "__IVR_CAMPAIGN=c-1", "__IVR_ATTEMPT=7", "__IVR_RING_TIMEOUT=8", "__IVR_DIAL_PREFIX="}
     assert (result.outcome, result.sip_code, result.q850_cause) == ("answered", 200, 16)
     # the survey leg's uniqueid is the calls.id the AGI records; its channel is the ;1 leg

@@ -10,6 +10,7 @@ import pytest
 import sqlite_utils
 
 from ivr.store import open_db
+from ivr.webhooks.store import enqueue  # (also registers the webhooks table)
 
 CID1, CID2 = "+861080000001", "+861080000002"
 
@@ -112,6 +113,11 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
                                  "outcome": "answered", "started_at": "2024-05-01T02:00:00Z"})
     database["calls"].insert({"id": "x1", "campaign_id": "other", "contact_id": 100,
                               "attempt_id": 100, "outcome": "completed", "satisfied": 0})
+    # webhook deliveries of c1 (what the service queued), and one of the other campaign
+    for key, campaign in (("a1", "c1"), ("a2", "c1"), ("o1", "other")):
+        enqueue(database, "call.finished", {}, dedup_key=key, endpoint="call_finished",
+                campaign_id=campaign)
+    database.execute("UPDATE webhooks SET state = 'delivered' WHERE dedup_key = 'a1'")
     return database
 
 

@@ -102,3 +102,25 @@ def test_status_reads_a_minimal_numbers_table(home: Path) -> None:
     pool = data["number_pool"]
     assert pool["total"] == 2 and pool["by_state"] == {"active": 1, "flagged": 1}
     assert pool["lowest"][0]["number"] == "+861080000002"
+
+
+def test_report_never_reads_data_as_markup(home: Path) -> None:
+    """Merchant, host, campaign name and transcripts are data (#13): shown literally, never as
+    rich markup or terminal control sequences."""
+    db = open_db(home / "var" / "ivr.db")
+    hostile = {"o1": "[/oops]", "o2": "[bold red]M1[/]", "o3": "[link=http://x]M2",
+               "o4": "\x1b[2J\x1b]0;pwned\x07M2", "o5": "M3\\"}
+    for oid, merchant in hostile.items():
+        db["orders"].update(oid, {"merchant": merchant, "host": merchant})
+    db["campaigns"].update("c1", {"name": "[/] [bold]五一"})
+    db["answers"].update(2, {"transcript": "[/red]希望\x1b[31m"})
+    db.conn.close()
+    res = CliRunner().invoke(root, ["report", "c1", "--min-count", "1"],
+                             env={"COLUMNS": "400"})  # rich folds long cells otherwise
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "Campaign [/] [bold]五一" in out
+    for text in ("[/oops]", "[bold red]M1[/]", "[link=http://x]M2", "M3\\",
+                 "\\x1b[2J\\x1b]0;pwned\\x07M2", "[/red]希望\\x1b[31m"):
+        assert text in out, (text, out)
+    assert "\x1b" not in out and "\x07" not in out

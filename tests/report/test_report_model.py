@@ -123,3 +123,11 @@ def test_local_hour_fallbacks() -> None:
     assert local_hour("2024-05-01T23:30:00", None, "+8613900000001") == 7  # naive = UTC
     assert local_hour("2024-05-01T23:30:00Z", "Not/AZone", None) == 23  # unknown -> UTC
     assert local_hour("garbage", None, None) is None
+
+
+def test_webhook_deliveries_and_caller_ids_of_the_campaign_only(db: sqlite_utils.Database) -> None:
+    report = build_report(db, "c1")
+    assert report.webhooks == [("call.finished", "delivered", 1), ("call.finished", "queued", 1)]
+    assert sum(c.attempts for c in report.caller_ids) == db.execute(
+        "SELECT count(*) FROM attempts WHERE campaign_id = 'c1' AND caller_id IS NOT NULL"
+    ).fetchone()[0]

@@ -80,7 +80,8 @@ def outputs(db: sqlite_utils.Database, tmp_path: Path
     write_csv(report, tmp_path / "csv")
     csvs = {}
     for path in sorted((tmp_path / "csv").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as fh:
+        assert path.read_bytes().startswith(b"\xef\xbb\xbf"), path  # BOM: Excel reads UTF-8
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             csvs[path.stem] = list(csv.reader(fh))
     parser = _Tables()
     parser.feed(to_html(report))
@@ -90,8 +91,8 @@ def outputs(db: sqlite_utils.Database, tmp_path: Path
 def test_json_csv_html_agree(outputs: Any) -> None:
     report, data, csvs, html = outputs
     assert set(csvs) == set(html.tables) == {
-        "funnel", "by_segment", "by_voice", "by_hour", "by_caller_id", "by_region",
-        "merchants", "hosts", "suggestions"}
+        "funnel", "by_segment", "by_voice", "by_hour", "by_day", "by_caller_id", "by_region",
+        "merchants", "hosts", "reasons", "caller_ids", "webhooks", "suggestions"}
     # funnel: every metric, same order
     funnel = data["funnel"]
     assert [r[0] for r in csvs["funnel"][1:]] == [r[0] for r in html.tables["funnel"] if r]

@@ -39,12 +39,16 @@ class Transcript:
 
 
 async def play_fastagi(host: str, port: int, script_name: str, steps: Sequence[Step],
-                       uniqueid: str = "1700000000.1", **headers: str) -> Transcript:
-    """Connect to a FastAGI server as Asterisk would and answer its commands from ``steps``."""
+                       uniqueid: str = "1700000000.1", secret: str | None = None,
+                       **headers: str) -> Transcript:
+    """Connect to a FastAGI server as Asterisk would and answer its commands from ``steps``.
+    ``secret``: answer the daemon's secret check (GET FULL VARIABLE) with it first."""
     reader, writer = await asyncio.open_connection(host, port)
     out = Transcript()
     writer.write(header_block(script_name, uniqueid, **headers))
     await writer.drain()
+    if secret is not None:
+        steps = [("GET FULL VARIABLE", f"200 result=1 ({secret})"), *steps]
     try:
         for prefix, reply in steps:
             raw = await asyncio.wait_for(reader.readline(), timeout=10)

@@ -94,6 +94,13 @@ def test_voice_answers_are_recognised(bed: Bed, number: str, satisfied: int,
                                                                            "completed")
     stored = bed.db()["answers"].rows_where("call_id = ?", [r.uniqueid])
     assert all(a["transcript"] and a["confidence"] > 0 and a["confirmed"] == 0 for a in stored)
+    # the turn log (/metrics' ASR and latency histograms): one accepted turn per question;
+    # the second one's latency is what the caller waited after their first answer
+    turns = bed.rows("SELECT node, result, confidence, latency_s FROM turns WHERE call_id = ? "
+                     "ORDER BY id", [r.uniqueid])
+    assert [(t["node"], t["result"]) for t in turns] == [("satisfaction", "accepted"),
+                                                         ("remedy", "accepted")], turns
+    assert turns[0]["confidence"] > 0 and 0 < turns[1]["latency_s"] < 5, turns
 
 
 def test_no_input_reprompts_then_falls_back_to_keys(bed: Bed) -> None:
@@ -111,6 +118,10 @@ def test_no_match_reprompts_then_falls_back_to_keys(bed: Bed) -> None:
     log = bed.fastagi_log()
     assert "turn satisfaction try 1: end dtmf=None intent=None" in log
     assert "turn satisfaction try 2: end dtmf=None intent=None" in log
+    results = [t["result"] for t in bed.rows(
+        "SELECT result FROM turns WHERE call_id = ? AND node = 'satisfaction' ORDER BY id",
+        [r.uniqueid])]
+    assert results[:2] == ["rejected", "rejected"], results
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="capturing RTP needs a raw socket (root)")
