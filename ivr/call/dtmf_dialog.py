@@ -1,12 +1,18 @@
 """The survey over a real AGI channel with DTMF answers.
 
-say       STREAM FILE of the rendered prompt (keys interrupt it when barge-in is allowed)
+say       STREAM FILE of the rendered prompt (keys interrupt it when barge-in is allowed); the
+          key that interrupted it is kept as the first key of the next question (type-ahead)
 ask       GET DATA with the rendered prompt, timeout and max digits (barge-in); without barge-in
-          the prompt is played uninterruptible, then digits are collected with WAIT FOR DIGIT
+          the prompt is played uninterruptible, then digits are collected with WAIT FOR DIGIT.
+          With a key typed ahead the prompt is skipped: the caller has answered already, and the
+          rest of a multi-key answer is collected with WAIT FOR DIGIT
 record    the prompt, then RECORD FILE into the recordings directory (# ends it)
 transfer  SET VARIABLE for the order context and IVR_TRANSFER_TARGET, then SET CONTEXT /
           EXTENSION / PRIORITY so the dialplan continues in the agent context when the AGI ends
 hangup    HANGUP
+
+A key typed ahead belongs to the next question only: an open answer (record), a transfer or a
+hangup discards it, so it can never answer a later question.
 
 Every hangup of the channel (AGIHangup) becomes the survey's own :class:`DialogHangup`, so the
 engine never sees Asterisk.
@@ -61,23 +67,34 @@ class AgiDtmfDialog:
         self.record_format = record_format
         self.silence_s = silence_s
         self.transcribe = transcribe
+        self._typeahead = ""  # the key that cut the last statement short, for the next question
+
+    @property
+    def typeahead(self) -> str:
+        return self._typeahead
 
     def _file(self, text: str, voice: str | None) -> str:
         return playable(self.tts_render(text, voice or self.default_voice))
 
     async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
         with hangups_as_dialog_hangup():
-            await self.agi.stream_file(self._file(text, voice), ALL_KEYS if barge_in else "")
+            key = await self.agi.stream_file(self._file(text, voice),
+                                             ALL_KEYS if barge_in else "")
+        if key and key != "#":  # '#' only skips the statement
+            self._typeahead = (self._typeahead + key)[-1:]
 
     async def ask(self, question: Question) -> TurnResult:
-        path = self._file(question.text, question.voice)
         timeout_ms = int(question.timeout_s * 1000)
+        ahead, self._typeahead = self._typeahead, ""
         with hangups_as_dialog_hangup():
-            if question.barge_in:
+            if ahead:
+                digits = await self.collect(timeout_ms, question.max_digits, ahead)
+            elif question.barge_in:
+                path = self._file(question.text, question.voice)
                 digits, _timed_out = await self.agi.get_data(path, timeout_ms,
                                                              question.max_digits)
             else:
-                await self.agi.stream_file(path, "")
+                await self.agi.stream_file(self._file(question.text, question.voice), "")
                 digits = await self.collect(timeout_ms, question.max_digits)
         digits = digits.strip()
         if not digits:
@@ -103,6 +120,7 @@ class AgiDtmfDialog:
             # uniqueid and node are validated upstream; a recording never leaves its folder.
             raise ValueError(f"recording name {base.name!r} leaves {self.recordings_dir}")
         private_dir(base.parent)
+        self._typeahead = ""
         with hangups_as_dialog_hangup():
             await self.agi.stream_file(self._file(text, voice), "")
             r = await self.agi.record_file(str(base), self.record_format, "#",
@@ -116,6 +134,7 @@ class AgiDtmfDialog:
         return Recording(str(audio), transcript)
 
     async def transfer(self, target: str, variables: Mapping[str, str]) -> None:
+        self._typeahead = ""
         with hangups_as_dialog_hangup():
             for name, value in {"IVR_TRANSFER_TARGET": target, **variables}.items():
                 # "__": the agent's channel inherits the order context through Dial().

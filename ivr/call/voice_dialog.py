@@ -123,7 +123,8 @@ class AgiVoiceDialog:
 
     # -- voice turn -----------------------------------------------------------------------------
     async def ask(self, question: Question) -> TurnResult:
-        if question.dtmf_only or not question.phrases:
+        if question.dtmf_only or not question.phrases or self.dtmf.typeahead:
+            # a key pressed during the statement before answers this question by keys
             return await self.dtmf.ask(question)
         outcome = await self._turn(question, self.confidence)
         timing = self.turns[-1]  # this question's turn (a confirmation adds one of its own)

@@ -41,6 +41,8 @@ class Answer:
     silent: bool = False  # say nothing (no-input)
     barge_in_ms: int | None = None  # speak this far into the prompt instead of after it
     hangup: bool = False  # hang up while this question is asked
+    # Press ``key`` during the statement before this question (type-ahead), not its prompt.
+    during_statement: bool = False
     # For an open question (recorded, not recognised): say ``speech`` (or nothing) after the
     # prompt, then press #. Open questions without such an answer get silence and # as before.
     open: bool = False
@@ -66,18 +68,32 @@ class _Planner:
     speech: list[tuple[int, Path]] = field(default_factory=list)
     hung_up: bool = False
     used: int = 0
+    statement: tuple[int, int] | None = None  # (start, length) of the last interruptible one
 
     def prompt_ms(self, text: str, voice: str | None) -> int:
         return wav_ms(self.tts.render(text, voice or self.voice))
 
     async def say(self, text: str, *, voice: str | None, barge_in: bool) -> None:
-        self.t += self.prompt_ms(text, voice) + STEP_MS
+        dur = self.prompt_ms(text, voice)
+        self.statement = (self.t, dur) if barge_in else None
+        self.t += dur + STEP_MS
 
     async def ask(self, q: Question) -> TurnResult:
         if self.used >= len(self.answers):
             raise DialogHangup("plan ran out of answers")
         a = self.answers[self.used]
         self.used += 1
+        statement, self.statement = self.statement, None
+        if a.key is not None and a.during_statement:
+            if statement is None:
+                raise ValueError(f"{q.node}: no interruptible statement before it")
+            # The key cuts the statement short; the IVR skips the question's prompt.
+            press = statement[0] + min(KEY_INTO_PROMPT_MS, statement[1] // 2)
+            self.events.append((press, Dtmf(a.key)))
+            self.t = press + 300 * len(a.key) + STEP_MS
+            intent = q.match_dtmf(a.key)
+            return TurnResult("match" if intent else "nomatch", intent=intent, dtmf=a.key,
+                              input_mode="dtmf")
         start = self.t
         dur = self.prompt_ms(q.text, q.voice)
         if a.hangup:
@@ -115,6 +131,7 @@ class _Planner:
         # The customer says its planned words (or nothing) and presses # to end the recording,
         # as the prompt asks.
         spoken = None
+        self.statement = None
         if self.used < len(self.answers) and self.answers[self.used].open:
             spoken = self.answers[self.used].speech
             self.used += 1

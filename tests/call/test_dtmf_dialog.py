@@ -23,8 +23,9 @@ class FakeTransport:
     """Answers AGI commands like Asterisk: keys typed for GET DATA / WAIT FOR DIGIT come from
     ``keys`` ("" = timeout, "!" = the channel hangs up)."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], stream_keys: list[str] | None = None) -> None:
         self.keys = list(keys)
+        self.stream_keys = list(stream_keys or [])  # key pressed during each STREAM FILE
         self.sent: list[str] = []
         self.closed = False
 
@@ -44,7 +45,8 @@ class FakeTransport:
         if verb == "HANGUP":
             return parse_response("200 result=1")
         if verb == "STREAM FILE":
-            return parse_response("200 result=0 endpos=8000")
+            key = self.stream_keys.pop(0) if self.stream_keys else ""
+            return parse_response(f"200 result={ord(key) if key else 0} endpos=8000")
         return parse_response("200 result=1")  # SET VARIABLE / SET CONTEXT / ...
 
     async def close(self) -> None:
@@ -164,6 +166,38 @@ def test_no_barge_in_plays_then_waits_for_digits(tmp_path: Path) -> None:
     assert (turn.kind, turn.intent, turn.dtmf) == ("match", "x", "21")
     assert transport.sent == [f'STREAM FILE "{tmp_path}/prompt1" ""', "WAIT FOR DIGIT 5000",
                               "WAIT FOR DIGIT 5000"]
+
+
+def test_key_pressed_during_a_statement_answers_the_next_question(tmp_path: Path) -> None:
+    transport = FakeTransport(["1"], stream_keys=["2"])
+    dialog = AgiDtmfDialog(AGIChannel(transport, {}), Tts(tmp_path))
+    q = Question(node="q", text="t", voice=None, language="cmn", phrases={},
+                 dtmf={"1": "yes", "2": "no"})
+    asyncio.run(dialog.say("intro", voice=None, barge_in=True))
+    first, second = asyncio.run(dialog.ask(q)), asyncio.run(dialog.ask(q))
+    # the typed-ahead 2 is the first answer (its prompt is skipped), never shifted to the next
+    assert (first.intent, first.dtmf, second.intent) == ("no", "2", "yes")
+    assert transport.verbs() == ["STREAM FILE", "GET DATA"]
+
+
+def test_typed_ahead_key_starts_a_multi_key_answer_and_an_open_answer_drops_it(
+        tmp_path: Path) -> None:
+    transport = FakeTransport(["3", "#"], stream_keys=["1", "5"])
+    dialog = AgiDtmfDialog(AGIChannel(transport, {}), Tts(tmp_path),
+                           recordings_dir=tmp_path / "rec")
+    q = Question(node="q", text="t", voice=None, language="cmn", phrases={},
+                 dtmf={}, dtmf_patterns=((r"\d{1,2}", "hour"),), max_digits=2)
+    asyncio.run(dialog.say("intro", voice=None, barge_in=True))
+    assert asyncio.run(dialog.ask(q)).dtmf == "13"
+    asyncio.run(dialog.say("intro", voice=None, barge_in=True))
+    asyncio.run(dialog.record("tell us", voice=None, max_s=5, node="s"))
+    assert dialog.typeahead == ""
+
+
+def test_hash_only_skips_a_statement(tmp_path: Path) -> None:
+    dialog = AgiDtmfDialog(AGIChannel(FakeTransport([], stream_keys=["#"]), {}), Tts(tmp_path))
+    asyncio.run(dialog.say("intro", voice=None, barge_in=True))
+    assert dialog.typeahead == ""
 
 
 def test_unknown_key_is_no_match_and_timeout_is_no_input(tmp_path: Path) -> None:

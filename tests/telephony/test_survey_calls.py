@@ -34,6 +34,9 @@ KEYS = {
     "8613800138002": [Answer(key="9")],
     "8613800138003": [Answer(key="0")],
     "8613800138004": [Answer(key="7"), Answer(key="20")],
+    # presses 2 during the introduction, before the satisfaction question is asked
+    "8613800138005": [Answer(key="2", during_statement=True), Answer(key="1"), Answer(key="1"),
+                      Answer(key="1")],
 }
 
 
@@ -87,6 +90,17 @@ def test_unhappy_buyer_refund_quality_buys_again(bed: Bed) -> None:
     suggestion = bed.db()["answers"].rows_where("call_id = ? and node = 'suggestions'",
                                                 [r.uniqueid])
     assert Path(next(iter(suggestion))["recording"]).exists()
+
+
+def test_key_pressed_during_the_introduction_answers_satisfaction(bed: Bed) -> None:
+    """The 2 cuts the statement short and is the satisfaction answer; the buyer's next keys
+    answer the next questions (never shifted by one: the 1 meant for remedy is not 'satisfied')."""
+    r = call(bed, "8613800138005")
+    assert answers_of(bed, r.uniqueid) == [
+        ("satisfaction", "unsatisfied", "2"), ("remedy", "refund", "1"),
+        ("reason", "quality", "1"), ("suggestions", None, None), ("buy_again", "yes", "1")
+    ], bed.diagnostics()
+    assert bed.call_row(r.uniqueid)["state"] == "completed"
 
 
 def test_opt_out_goes_on_dnc_during_the_call(bed: Bed) -> None:
