@@ -9,6 +9,7 @@ the one loader (:mod:`ivr.yamlfile`).
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,7 +51,19 @@ HOME_ENV = "IVR_HOME"
 # Operator files an environment variable may point elsewhere; applied by load_settings, so the
 # override holds for every command that reads the settings, never for one command alone.
 FILE_ENV = {"numbers": "IVR_NUMBERS", "regions": "IVR_REGIONS", "outbox": "IVR_OUTBOX_CONFIG"}
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _data_root() -> Path:
+    """Where the shipped data directories (config/, dialplans/, asterisk_conf/, surveys/, voices/)
+    are: the checkout itself when running from one, else the package's own copy (a wheel carries
+    them as package data under ``ivr/_shipped``)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "dialplans").is_dir():
+        return checkout
+    return Path(str(importlib.resources.files("ivr") / "_shipped"))
+
+
+PROJECT_ROOT = _data_root()
 CONFIG_DIR = PROJECT_ROOT / "config"
 
 

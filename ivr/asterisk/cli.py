@@ -183,6 +183,9 @@ def check(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
     from pathlib import Path
 
     paths = [Path(f) for f in files] or sorted(DIALPLANS_DIR.glob("*.conf"))
+    if not paths:
+        # nothing checked is not "OK": an installation without its dialplans cannot place a call
+        raise click.ClickException(f"no dialplan files found in {DIALPLANS_DIR}")
     ast = Asterisk(settings_from(ctx))
     problems = dp.lint(paths, _applications(ast))
     if as_json:

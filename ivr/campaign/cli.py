@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ivr.campaign import runner as runner_mod
+from ivr.campaign.exports import ColumnMap
 from ivr.campaign.importer import ImportPolicy, import_orders
 from ivr.campaign.lease import lease_holder
 from ivr.campaign.overview import campaign_rows, campaign_state
@@ -75,10 +76,22 @@ def campaign() -> None:
               help="Country for phone numbers written without +country code.")
 @click.option("--tz", "tz", default="Asia/Shanghai", show_default=True,
               help="Time zone of order times written without an offset.")
+@click.option("--encoding", default="auto", show_default=True,
+              type=click.Choice(["auto", "utf-8", "gbk", "gb18030"], case_sensitive=False),
+              help="Text encoding of a CSV (auto: UTF-8 with or without BOM, else GBK/GB18030).")
+@click.option("--columns", "columns_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Column mapping file (YAML: columns: {订单号: order_id, ...}, encoding, "
+                   "sheet).")
+@click.option("--strict", is_flag=True, help="Exit 1 when any row is rejected.")
 @click.pass_context
 def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str,
-               tz: str) -> None:
-    """Import orders from a CSV or JSON-lines FILE; bad rows go to the rejects CSV.
+               tz: str, encoding: str, columns_path: Path | None, strict: bool) -> None:
+    """Import orders from a CSV, xlsx or JSON-lines FILE; bad rows go to the rejects CSV.
+
+    Headers may be the field names or the usual Chinese export names (订单号, 手机号, 商品名称,
+    实付金额, 下单时间, 店铺名称, 主播, 类目 ...); other names are mapped by --columns. Only
+    order_id, phone, product, price and order_time are required. Exit status 1 when the file
+    had rows and none was imported (or, with --strict, when any row was rejected).
 
     The rejects file starts with the import policy (ivr.yaml orders:): control characters in
     text become spaces, text over its length cap, bad order ids and order times in the future
@@ -88,20 +101,27 @@ def import_cmd(ctx: click.Context, file: Path, rejects: Path | None, region: str
     Examples:
       ivr campaign import orders.csv --rejects rejects.csv
       ivr campaign import orders-kr.jsonl --region KR --tz Asia/Seoul
+      ivr campaign import 订单导出.csv --encoding gbk --columns config/columns.yaml
+      ivr campaign import export.xlsx --strict
     """
+    columns = ColumnMap.load(columns_path) if columns_path else None
     db = _db(ctx)
     size = file.stat().st_size or 1
     with _progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=size)
         summary = import_orders(db, file, rejects_path=rejects, region=region, default_tz=tz,
                                 policy=ImportPolicy.from_settings(settings_from(ctx).orders),
+                                encoding=encoding, columns=columns,
                                 progress=lambda done: bar.update(task, completed=done))
-    console.print(f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
-                  f"{summary.unchanged} unchanged, {summary.duplicates} repeated in the file, "
+    console.print(f"{summary.rows} rows ({summary.encoding}): {summary.inserted} inserted, "
+                  f"{summary.updated} updated, {summary.unchanged} unchanged, "
+                  f"{summary.duplicates} repeated in the file, "
                   f"[bold]{summary.rejected} rejected[/bold] -> {markup(summary.rejects_file)}")
     for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         console.print(f"  {n:>7}  {markup(reason)}")
     click.echo(json.dumps(summary.as_dict(), ensure_ascii=False))
+    if summary.rejected and (strict or summary.imported == 0):
+        ctx.exit(1)
 
 
 @campaign.command()

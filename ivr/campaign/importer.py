@@ -29,17 +29,25 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from ivr import fields
-from ivr.errors import ConfigError
+from ivr.campaign.exports import (
+    ColumnMap,
+    ImportFileError,
+    detect_encoding,
+    encoding_name,
+    xlsx_rows,
+)
 from ivr.phone import InvalidNumber, normalise_phone
 from ivr.store import now_iso, transaction
 
-REQUIRED = ("order_id", "phone", "product", "category", "price", "merchant", "host",
-            "order_time")
-OPTIONAL = ("platform", "buyer_name", "is_test")
-ALIASES = {"anchor": "host"}  # header names some platforms use
+# A survey needs who, what and when; category, merchant and host only enrich segments and
+# reports, so a plain export without them imports (stored as '').
+REQUIRED = ("order_id", "phone", "product", "price", "order_time")
+OPTIONAL = ("category", "merchant", "host", "platform", "buyer_name", "is_test")
+FIELDS = (*REQUIRED, *OPTIONAL)
 # Columns compared to decide whether a re-imported order changed (source/imported_at are not).
 CONTENT = ("phone", "product", "category", "price", "merchant", "host", "platform", "order_time",
            "buyer_name", "is_test", "extra")
+_PRESETS = ColumnMap()  # the header presets alone
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"", "0", "false", "no", "n", "f"}
 REJECT_HEADER = ("line", "reason", "order_id", "first_line", "raw")
@@ -77,10 +85,6 @@ class ImportPolicy:
         ]
 
 
-class ImportFileError(ConfigError, ValueError):
-    """The file as a whole cannot be imported (unreadable, header lacks required columns)."""
-
-
 class RowError(ValueError):
     """One row is bad; the message is the reason written to the rejects file."""
 
@@ -96,6 +100,11 @@ class ImportSummary:
     duplicates: int = 0  # identical repeat of an earlier row in the same file
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    encoding: str = ""  # as read: UTF-8, GBK, GB18030, xlsx
+
+    @property
+    def imported(self) -> int:
+        return self.inserted + self.updated + self.unchanged
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,12 +179,14 @@ def _clean_value(value: Any, cap: int) -> Any:
 
 
 def clean_row(row: dict[str, Any], region: str, tz: ZoneInfo,
-              policy: ImportPolicy | None = None) -> dict[str, Any]:
+              policy: ImportPolicy | None = None, encoding: str = "UTF-8") -> dict[str, Any]:
     """One raw row -> an ``orders`` row (without source/imported_at), or RowError."""
     policy = policy or ImportPolicy()
-    row = {ALIASES.get(k, k): v for k, v in row.items() if k is not None}
+    # API and event orders may use the export names too; resolving twice changes nothing.
+    keys = [k for k in row if isinstance(k, str)]
+    row = dict(zip(_PRESETS.resolve(keys), (row[k] for k in keys), strict=True))
     if any(isinstance(v, str) and "\ufffd" in v for v in row.values()):
-        raise RowError("not valid UTF-8")
+        raise RowError(f"not valid {encoding}")
     text = {k: fields.clean_text(_text(row.get(k))) for k in (*TEXT_FIELDS, "order_id")}
     missing = [k for k in REQUIRED if (text[k] if k in text else _text(row.get(k))) == ""]
     if missing:
@@ -215,28 +226,51 @@ def clean_row(row: dict[str, Any], region: str, tz: ZoneInfo,
 
 
 class _Reader:
-    """Yields (line number, row dict or None, raw text, error) and counts bytes for progress."""
+    """Yields (line number, row dict or None, raw text, error) and counts bytes for progress.
 
-    def __init__(self, path: Path) -> None:
+    A CSV is read in ``encoding`` (``auto``: :func:`exports.detect_encoding`); its header goes
+    through the column mapping and the presets; an xlsx is read sheet row by sheet row (the line
+    number is the sheet's row number)."""
+
+    def __init__(self, path: Path, encoding: str = "auto",
+                 columns: ColumnMap | None = None) -> None:
         self.path = path
         self.bytes_read = 0
+        self.columns = columns or ColumnMap()
+        self.xlsx = path.suffix.lower() in (".xlsx", ".xlsm")
+        with path.open("rb") as fb:
+            head = fb.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+        self.jsonl = not self.xlsx and (
+            path.suffix.lower() in (".jsonl", ".ndjson", ".json") or head.startswith(b"{"))
+        self.encoding = "xlsx" if self.xlsx else encoding_name(encoding)
+        if self.encoding == "auto":
+            # JSON is UTF-8 by definition (RFC 8259); a CSV's encoding is guessed.
+            self.encoding = "utf-8" if self.jsonl else detect_encoding(path)
+
+    @property
+    def label(self) -> str:
+        """The encoding as a reject reason names it ('not valid GB18030')."""
+        return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "gbk": "GBK",
+                "gb18030": "GB18030"}.get(self.encoding, self.encoding)
 
     def _lines(self, fb: IO[bytes]) -> Iterator[str]:
+        # Lines split on b"\n", which is never part of a GBK/GB18030 or UTF-8 character.
         first = True
+        encoding = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
         for chunk in fb:
             self.bytes_read += len(chunk)
-            if first and chunk.startswith(b"\xef\xbb\xbf"):
+            if first and chunk.startswith(b"\xef\xbb\xbf") and encoding == "utf-8":
                 chunk = chunk[3:]
             first = False
-            yield chunk.decode("utf-8", errors="replace")
+            yield chunk.decode(encoding, errors="replace")
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
+        if self.xlsx:
+            yield from self._table(xlsx_rows(self.path, self.columns.sheet))
+            self.bytes_read = self.path.stat().st_size
+            return
         with self.path.open("rb") as fb:
-            head = fb.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
-            fb.seek(0)
-            jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson", ".json") or \
-                head.startswith(b"{")
-            yield from (self._json(fb) if jsonl else self._csv(fb))
+            yield from (self._json(fb) if self.jsonl else self._csv(fb))
 
     def _json(self, fb: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
         for n, line in enumerate(self._lines(fb), start=1):
@@ -251,32 +285,52 @@ class _Reader:
             if not isinstance(obj, dict):
                 yield n, None, text, "not a JSON object"
                 continue
-            yield n, obj, text, ""
+            keys = [k for k in obj if isinstance(k, str)]
+            yield n, dict(zip(self.columns.resolve(keys), (obj[k] for k in keys),
+                              strict=True)), text, ""
 
     def _csv(self, fb: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
         reader = csv.reader(self._lines(fb))
-        try:
-            header = [ALIASES.get(h.strip(), h.strip()) for h in next(reader)]
-        except StopIteration:
+
+        def numbered() -> Iterator[tuple[int, list[str]]]:
+            end = 0
+            for cells in reader:
+                start, end = end + 1, reader.line_num
+                yield start, cells
+
+        yield from self._table(numbered())
+
+    def _table(self, rows: Iterator[tuple[int, list[str]]]
+               ) -> Iterator[tuple[int, dict[str, Any] | None, str, str]]:
+        """Header row (the first non-empty one), then one row dict per line."""
+        for line, cells in rows:
+            if any(c.strip() for c in cells):
+                header, header_line = self.columns.resolve(cells), line
+                break
+        else:
             return
+        where = f"{self.path}:{header_line}"
+        if any("\ufffd" in h for h in header):
+            raise ImportFileError(f"{where}: header is not valid {self.label} text; pass "
+                                  "--encoding (gbk, gb18030, utf-8)")
         missing = [k for k in REQUIRED if k not in header]
         if missing:
-            raise ImportFileError(f"{self.path}:1: header lacks required column(s) "
-                                  f"{', '.join(missing)} (has: {', '.join(header)})")
+            raise ImportFileError(f"{where}: header lacks required column(s) "
+                                  f"{', '.join(missing)} (has: {', '.join(header)}; map other "
+                                  "names with --columns)")
         dupes = sorted({h for h in header if header.count(h) > 1})
         if dupes:
-            raise ImportFileError(f"{self.path}:1: duplicate column(s) {', '.join(dupes)}")
-        end = reader.line_num
-        for cells in reader:
-            start, end = end + 1, reader.line_num
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+            raise ImportFileError(f"{where}: duplicate column(s) {', '.join(dupes)}")
+        for line, cells in rows:
+            if not cells or all(not c.strip() for c in cells):
                 continue
             raw = _csv_text(cells)
-            if len(cells) != len(header):
-                yield start, None, raw, (f"row has {len(cells)} fields, header has "
-                                         f"{len(header)}")
+            if len(cells) > len(header) or (len(cells) < len(header) and not self.xlsx):
+                yield line, None, raw, (f"row has {len(cells)} fields, header has "
+                                        f"{len(header)}")
                 continue
-            yield start, dict(zip(header, cells, strict=True)), raw, ""
+            cells = cells + [""] * (len(header) - len(cells))  # xlsx: empty trailing cells
+            yield line, dict(zip(header, cells, strict=True)), raw, ""
 
 
 def _csv_text(fields: list[str]) -> str:
@@ -338,6 +392,7 @@ class OrderIngest:
         policy = policy or ImportPolicy()
         self.policy = policy if policy.now is not None else replace(policy,
                                                                      now=datetime.now(UTC))
+        self.encoding = "UTF-8"  # what a row's undecodable bytes are reported as
         self.seen: dict[str, tuple[int, int]] = {}  # order id -> (line, hash of content)
         self.batch: list[tuple[Any, ...]] = []
 
@@ -360,7 +415,7 @@ class OrderIngest:
             self.reject(line, error or "not an object", order_id, raw)
             return False
         try:
-            clean = clean_row(row, self.region, self.tz, self.policy)
+            clean = clean_row(row, self.region, self.tz, self.policy, self.encoding)
         except RowError as exc:
             self.reject(line, str(exc), order_id, raw)
             return False
@@ -393,18 +448,24 @@ def import_orders(db: sqlite_utils.Database, path: str | Path, *,
                   rejects_path: str | Path | None = None, region: str = "CN",
                   default_tz: str = "Asia/Shanghai", batch_size: int = 5000,
                   progress: Callable[[int], None] | None = None,
-                  policy: ImportPolicy | None = None) -> ImportSummary:
+                  policy: ImportPolicy | None = None, encoding: str = "auto",
+                  columns: ColumnMap | None = None) -> ImportSummary:
     """Import ``path``; bad rows go to ``rejects_path`` (default ``<file>.rejects.csv``), whose
     first lines (``# ...``) state the policy; :func:`read_rejects` reads it back.
 
-    ``progress(bytes_read)`` is called after each batch.
+    ``progress(bytes_read)`` is called after each batch. ``encoding``: ``auto`` (detected, see
+    :func:`exports.detect_encoding`), ``utf-8``, ``gbk`` or ``gb18030``; ``columns``: the
+    export's header names (a column mapping file, :class:`exports.ColumnMap`).
     """
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
     rejects = Path(rejects_path) if rejects_path else path.with_name(path.name + ".rejects.csv")
-    summary = ImportSummary(file=str(path), rejects_file=str(rejects))
-    reader = _Reader(path)
+    columns = columns or ColumnMap()
+    # --encoding on the command line wins over the mapping file's, which wins over detection.
+    reader = _Reader(path, (columns.encoding or encoding) if encoding == "auto" else encoding,
+                     columns)
+    summary = ImportSummary(file=str(path), rejects_file=str(rejects), encoding=reader.label)
     with rejects.open("w", newline="", encoding="utf-8") as rf:
         writer = csv.writer(rf)
         ingest = OrderIngest(
@@ -412,6 +473,7 @@ def import_orders(db: sqlite_utils.Database, path: str | Path, *,
             batch_size=batch_size, policy=policy,
             on_reject=lambda line, reason, oid, raw, first: writer.writerow(
                 (line, reason, oid, "" if first is None else first, raw)))
+        ingest.encoding = reader.label
         rf.writelines(f"# {line}\n" for line in ingest.policy.describe())
         writer.writerow(REJECT_HEADER)
         for line, row, raw, error in reader.rows():

@@ -117,7 +117,7 @@ def test_header_without_required_columns_is_a_file_error(db: Any, tmp_path: Path
     src = tmp_path / "o.csv"
     src.write_text("order_id,phone\nX,13912345678\n", encoding="utf-8")
     with pytest.raises(ImportFileError, match=r"o.csv:1: header lacks required column\(s\) "
-                                              r"product, category, price"):
+                                              r"product, price, order_time"):
         import_orders(db, src)
     assert db["orders"].count == 0
 
