@@ -142,14 +142,6 @@ def test_a_mapping_file_names_other_headers(db: Any, tmp_path: Path) -> None:
         ColumnMap.load(bad)
 
 
-def test_header_without_a_required_field_says_how_to_map_it(db: Any, tmp_path: Path) -> None:
-    src = tmp_path / "o.csv"
-    src.write_text("订单号,手机\nX,13912345678\n", encoding="utf-8")
-    with pytest.raises(ImportFileError, match=r"o.csv:1: header lacks required column\(s\) "
-                                              r"product, price, order_time .*--columns"):
-        import_orders(db, src)
-
-
 def _cli(tmp_path: Path, monkeypatch: Any, *args: str) -> Any:
     monkeypatch.setenv("IVR_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)

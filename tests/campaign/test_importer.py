@@ -113,11 +113,13 @@ def test_multiline_csv_field_keeps_line_numbers(db: Any, tmp_path: Path) -> None
     assert s.inserted == 1
 
 
-def test_header_without_required_columns_is_a_file_error(db: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("header", ["order_id,phone", "订单号,手机"])  # English, Chinese export
+def test_header_without_required_columns_is_a_file_error(db: Any, tmp_path: Path,
+                                                         header: str) -> None:
     src = tmp_path / "o.csv"
-    src.write_text("order_id,phone\nX,13912345678\n", encoding="utf-8")
+    src.write_text(f"{header}\nX,13912345678\n", encoding="utf-8")
     with pytest.raises(ImportFileError, match=r"o.csv:1: header lacks required column\(s\) "
-                                              r"product, price, order_time"):
+                                              r"product, price, order_time .*--columns"):
         import_orders(db, src)
     assert db["orders"].count == 0
 
